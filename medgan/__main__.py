@@ -1,0 +1,5 @@
+"""Allow ``python -m medgan``."""
+
+from medgan.cli.main import main
+
+main()
