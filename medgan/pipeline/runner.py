@@ -20,7 +20,7 @@ from medgan import __version__
 from medgan.config import PipelineConfig, public_config
 from medgan.data.manifest import Cohort, load_manifest
 from medgan.data.pseudonym import Pseudonymizer, load_or_create_salt
-from medgan.errors import InputError
+from medgan.errors import ConfigError, InputError
 from medgan.fileio import write_json_atomic, write_text_atomic
 from medgan.pipeline.resources import measure_stage
 from medgan.runs import RunLayout
@@ -222,12 +222,21 @@ def _write_report(state: PipelineState) -> None:
     write_text_atomic(state.layout.report_html, render_report_html(state.report, state.layout))
 
 
-def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
-    """Run every stage of ``config`` into ``out_dir`` and return the report.
+def run_pipeline(
+    config: PipelineConfig, out_dir: str | Path, *, progress: bool = True, stages: tuple[str, ...] = STAGES
+) -> dict[str, Any]:
+    """Run the stages of ``config`` into ``out_dir`` and return the report.
 
-    The resolved configuration is written twice: with site paths (private) and without
+    ``stages`` must be a prefix of :data:`STAGES` (``medgan train`` runs ingest and
+    train only), because each stage needs what the ones before it produced.  The
+    resolved configuration is written twice: with site paths (private) and without
     (public).  Stage timings and peak memory go into the report's ``stages`` section.
+
+    Raises:
+        ConfigError: ``stages`` is not a prefix of the pipeline's stages.
     """
+    if tuple(stages) != STAGES[: len(stages)] or not stages:
+        raise ConfigError(f"stages must be a non-empty prefix of {STAGES}, got {tuple(stages)}")
     layout = RunLayout(Path(out_dir).resolve()).create()
     write_text_atomic(layout.private_config, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     write_text_atomic(layout.config, yaml.safe_dump(public_config(config), sort_keys=False))
@@ -241,8 +250,8 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, progress: bool 
             "stages": {},
         }
     )
-    for index, name in enumerate(STAGES, start=1):
-        logger.info("stage %d/%d: %s", index, len(STAGES), name)
+    for index, name in enumerate(stages, start=1):
+        logger.info("stage %d/%d: %s", index, len(stages), name)
         with measure_stage() as measurement:
             _STAGE_FUNCTIONS[name](state)
         state.report["stages"][name] = measurement.as_dict()
