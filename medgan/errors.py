@@ -1,7 +1,7 @@
 """Exception hierarchy shared by every medgan stage.
 
 Callers catch :class:`MedganError` to handle anything medgan raises on purpose; the
-subclasses say which kind of problem it is, so the CLI can print a one-line message
+subclasses name the kind of problem, so the CLI can print a one-line message
 instead of a traceback and exit non-zero.
 """
 

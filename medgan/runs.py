@@ -1,8 +1,8 @@
 """Layout of a run folder, split into a public part and a private part.
 
-Everything under ``private/`` may name real files or hold statistics of real training
-scans (the pseudonym map, the discriminator, real-data loss curves, nearest-neighbour
-previews); it never leaves the site.  Everything else in the run folder (reports,
+Everything under ``private/`` may name real files or contain statistics of real
+training scans: the pseudonym map, the discriminator, real-data loss curves and
+nearest-neighbour previews. That folder never leaves the site.  Everything else in the run folder (reports,
 synthetic volumes, the generator, the export staging area) is written so that it may be
 shown to reviewers and, after review, released.
 """

@@ -59,6 +59,6 @@ def run(pipeline: Path, out: Path | None, overrides: tuple[str, ...], no_progres
     config = load_pipeline(pipeline, list(overrides))
     out = out if out is not None else _default_out(config.name)
     if (out / "report.json").exists():
-        raise ConfigError(f"run folder {out} already holds a finished run (report.json); choose another --out")
+        raise ConfigError(f"run folder {out} already contains a finished run (report.json exists); choose another --out")
     report = run_pipeline(config, out, progress=not no_progress)
     _print_summary(report, out)

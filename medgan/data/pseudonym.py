@@ -26,7 +26,7 @@ def load_or_create_salt(path: Path) -> bytes:
     if path.exists():
         salt = path.read_bytes()
         if len(salt) != _SALT_BYTES:
-            raise ValueError(f"salt file {path} holds {len(salt)} bytes, expected {_SALT_BYTES}; delete it to make a new one")
+            raise ValueError(f"salt file {path} is invalid: {len(salt)} bytes, expected {_SALT_BYTES}. Delete it to create a new salt")
         return salt
     salt = secrets.token_bytes(_SALT_BYTES)
     write_bytes_atomic(path, salt)

@@ -24,8 +24,8 @@ __all__ = ["render_report_html", "SAFE_CURVE_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
-# Training-log columns computed without real scans (the generator loss only sees
-# samples, scored by the DP discriminator, so it is post-processing of a DP output).
+# Training-log columns computed without real scans. The generator loss scores only
+# generated samples with the DP discriminator, so it is post-processing of a DP output.
 SAFE_CURVE_COLUMNS = ("epsilon", "loss_generator", "loss_g")
 
 _STYLE = """

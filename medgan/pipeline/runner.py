@@ -1,7 +1,7 @@
 """The pipeline: ingest -> train -> generate -> evaluate -> export, into one run folder.
 
-Each stage is a thin call into its subpackage; this module only wires them together,
-measures them, keeps real identifiers in the private part of the run, and writes the
+Each stage is a thin call into its subpackage. This module wires them together,
+measures them, keeps real identifiers in the private part of the run and writes the
 report.  A stage that fails raises; files already written by earlier stages stay, so
 the run can be inspected, and training resumes from its last checkpoint on a rerun.
 """
@@ -34,7 +34,7 @@ STAGES = ("ingest", "train", "generate", "evaluate", "export")
 
 @dataclass
 class PipelineState:
-    """What the stages hand to each other within one run."""
+    """Intermediate results that the stages pass to each other within one run."""
 
     config: PipelineConfig
     layout: RunLayout
@@ -110,9 +110,9 @@ def _stage_train(state: PipelineState) -> None:
 def _synthetic_modalities(prepared: Any) -> dict[tuple[tuple[str, str], ...], str]:
     """Map each label combination to the modality its training scans share.
 
-    The generator has no modality of its own; the synthetic volumes of a condition take
-    the modality of the real scans of that condition, which the export needs (HU for
-    CT).  A condition whose scans mix modalities has no single answer and is left out.
+    The generator has no modality of its own, so the synthetic volumes of a condition
+    take the modality of the real scans of that condition (the export needs it to write
+    HU for CT). A condition whose scans mix modalities is left out.
     """
     seen: dict[tuple[tuple[str, str], ...], set[str]] = {}
     for scan in prepared.scans:
