@@ -1,0 +1,347 @@
+"""``train_gan``: the training stage, from a prepared train split to a released generator.
+
+Order of events in one step, chosen so that the privacy ledger can only over-count:
+
+1. the Poisson sampler picks patients (one scan each);
+2. the step is appended to the write-ahead step ledger;
+3. the discriminator and generator are updated;
+4. logs, images and (every N steps) an atomic checkpoint are written.
+
+The reported epsilon is recomputed from the ledger's history at the end, never copied
+from the target.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medgan.config import PipelineConfig
+from medgan.errors import ConfigError, PrivacyError
+from medgan.runs import RunLayout
+from medgan.training.checkpoint import load_checkpoint, save_checkpoint
+from medgan.training.feedback import TrainingMonitor, slice_grid
+from medgan.training.losses import check_loss
+
+__all__ = ["TrainResult", "train_gan", "NOT_PRIVATE"]
+
+logger = logging.getLogger(__name__)
+
+NOT_PRIVATE = "NOT PRIVATE"
+_LEDGER_NAME = "step_ledger.jsonl"
+_PREVIEW_COUNT = 4
+
+
+@dataclass
+class TrainResult:
+    """What the training stage hands to the pipeline.
+
+    Attributes:
+        generator_dir: folder with ``generator.safetensors`` and ``generator.json``.
+        privacy: the report's privacy section.
+        steps: discriminator/generator step pairs completed (each counted by the accountant).
+        wall_s: training time of this call in seconds.
+        device: where the networks ran.
+        warnings: training-health warnings (private: they may reflect real-scan losses).
+    """
+
+    generator_dir: Path
+    privacy: dict[str, Any]
+    steps: int
+    wall_s: float
+    device: str
+    warnings: list[str]
+
+
+@dataclass
+class _Cohort:
+    """The train split indexed by patient, with labels encoded as integers."""
+
+    arrays: list[np.ndarray]
+    labels: torch.Tensor  # (N_scans, L) int64
+    patient_scans: list[list[int]]
+    label_names: list[str]
+    label_values: dict[str, list[str]]
+    modality: str
+
+
+def _index_cohort(prepared: Any, grid: int) -> _Cohort:
+    """Group scans by patient and encode their labels; refuse anything not from the train split."""
+    scans = list(prepared.scans)
+    if not scans:
+        raise ConfigError("the train split is empty; check the manifest's split column and holdout_fraction")
+    if int(prepared.grid) != grid:
+        raise ConfigError(f"prepared volumes are {prepared.grid}^3 but preprocess.grid is {grid}; re-run preprocessing")
+    names = list(prepared.label_names)
+    if not names:
+        raise ConfigError("the cohort has no label column; the conditional GAN needs at least one (for example scan_type)")
+    values = {name: list(prepared.label_values[name]) for name in names}
+    by_patient: dict[str, list[int]] = defaultdict(list)
+    rows = []
+    for index, scan in enumerate(scans):
+        if scan.split != "train":
+            raise PrivacyError(f"scan {scan.scan_id} has split {scan.split!r}; only train scans may reach training")
+        if tuple(scan.array.shape) != (1, grid, grid, grid):
+            raise ConfigError(f"scan {scan.scan_id} has shape {tuple(scan.array.shape)}, expected (1, {grid}, {grid}, {grid})")
+        row = []
+        for name in names:
+            value = scan.labels.get(name)
+            if value not in values[name]:
+                raise ConfigError(f"scan {scan.scan_id}: label {name}={value!r} is not in the vocabulary {values[name]}")
+            row.append(values[name].index(value))
+        rows.append(row)
+        by_patient[scan.patient_id].append(index)
+    modalities = sorted({str(scan.modality) for scan in scans})
+    return _Cohort(
+        arrays=[np.asarray(scan.array, dtype=np.float32) for scan in scans],
+        labels=torch.tensor(rows, dtype=torch.long),
+        patient_scans=[by_patient[patient] for patient in sorted(by_patient)],
+        label_names=names,
+        label_values=values,
+        modality=modalities[0] if len(modalities) == 1 else "mixed",
+    )
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name!r} but no CUDA device is available; use 'cpu' or 'auto'")
+    return torch.device(name)
+
+
+def _generators(seed: int | None, secure: bool) -> tuple[dict[str, torch.Generator], bool]:
+    """Random sources: Poisson sampler, DP noise, latent vectors, fixed preview latents.
+
+    Returns the generators and whether the run is seeded (resumable bit-exactly).  In
+    secure mode the sampler and the noise come from OS entropy and their seeds are never
+    stored: the privacy analysis assumes an adversary cannot predict which patients were
+    sampled or what noise was added.
+    """
+    seeded = seed is not None and not secure
+    roots = np.random.SeedSequence(seed if seeded else secrets.randbits(128)).generate_state(4, dtype=np.uint64)
+    generators = {name: torch.Generator().manual_seed(int(value) >> 1) for name, value in zip(("sampler", "noise", "latent", "preview"), roots)}
+    if secure:
+        generators["sampler"].manual_seed(secrets.randbits(63))
+        generators["noise"].manual_seed(secrets.randbits(63))
+    return generators, seeded
+
+
+def train_gan(
+    prepared: Any,
+    config: PipelineConfig,
+    layout: RunLayout,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train the conditional GAN on the train split and save the generator.
+
+    Args:
+        prepared: ``PreparedCohort`` of the train split only.
+        config: the pipeline configuration (model, privacy, train, preprocess sections).
+        layout: the run folder; checkpoints, logs and images go to its private part.
+        progress: show a progress bar.
+        resume: continue from ``private/checkpoints`` (bit-exact in seeded mode).
+        stop_after: stop after this global step, as if the process were killed, without
+            saving the generator (for tests of resume and time-boxed sessions).
+
+    Raises:
+        ConfigError: invalid combination of options or data.
+        PrivacyError: a privacy rule would be broken (budget, loss, layer types).
+    """
+    from tqdm.auto import tqdm
+
+    from medgan.models import build_discriminator, build_generator
+    from medgan.privacy.accounting import compute_epsilon
+    from medgan.privacy.ledger import CohortLedger, cohort_key
+    from medgan.privacy.preflight import plan_privacy
+    from medgan.privacy.report import privacy_section
+    from medgan.privacy.wal import StepLedger
+    from medgan.training.bundle import save_generator
+    from medgan.training.dp_gan import DPGANTrainer, DPSettings, LabelPrior
+    from medgan.training.sampler import PatientPoissonSampler
+
+    started = time.perf_counter()
+    train, privacy, grid = config.train, config.privacy, config.preprocess.grid
+    dp = privacy.enabled
+    check_loss(train.loss, dp=dp)
+    cohort = _index_cohort(prepared, grid)
+    n_patients = len(cohort.patient_scans)
+    n_classes = [len(cohort.label_values[name]) for name in cohort.label_names]
+    device = _resolve_device(train.device)
+    layout.create()
+
+    plan = plan_privacy(privacy, n_patients=n_patients, batch_size=train.batch_size, steps=train.steps) if dp else None
+    sample_rate = plan.sample_rate if plan else train.batch_size / n_patients
+    total_steps = plan.steps if plan else train.steps
+    extra_warnings: list[str] = []
+    if dp and privacy.secure_mode is False:
+        extra_warnings.append(
+            "seeded mode: the DP noise is reproducible from train.seed, so the guarantee holds only while the seed stays "
+            "secret; use privacy.secure_mode=true for a release"
+        )
+    key = cohort_key(prepared) if dp else None
+    ledger = CohortLedger(privacy.ledger_dir) if dp else None
+    if dp and privacy.cohort_budget is not None:
+        ledger.check_budget(key, planned_epsilon=privacy.target_epsilon, budget=privacy.cohort_budget)
+
+    generators, seeded = _generators(train.seed, privacy.secure_mode)
+    generator = build_generator(config.model, grid, n_classes)
+    discriminator = build_discriminator(config.model, grid, n_classes, dp=dp)
+    prior = LabelPrior.from_config(train.label_prior, cohort.label_names, cohort.label_values)
+    settings = DPSettings(plan.noise_multiplier, privacy.max_grad_norm, train.batch_size) if plan else None
+    trainer = DPGANTrainer(
+        generator,
+        discriminator,
+        loss=train.loss,
+        lr_generator=train.lr_generator,
+        lr_discriminator=train.lr_discriminator,
+        dp=settings,
+        noise_generator=generators["noise"],
+        latent_generator=generators["latent"],
+        prior=prior,
+        latent_dim=config.model.latent_dim,
+        device=device,
+    )
+    sampler = PatientPoissonSampler(cohort.patient_scans, sample_rate, generators["sampler"])
+    preview_labels = prior.sample(_PREVIEW_COUNT, generators["preview"]).to(device)
+    preview_z = torch.randn(_PREVIEW_COUNT, config.model.latent_dim, generator=generators["preview"]).to(device)
+    steps_ledger = StepLedger(layout.checkpoints / _LEDGER_NAME)
+
+    start = 0
+    state = load_checkpoint(layout.checkpoints)
+    if state is not None and not resume:
+        raise ConfigError(
+            f"{layout.checkpoints} already holds a checkpoint at step {state['step']}; pass --resume to continue it "
+            "or choose a new run folder"
+        )
+    if resume and state is not None:
+        start = _restore(state, trainer, generators, seeded=seeded, dp=dp)
+        logger.info("resuming at step %d of %d", start, total_steps)
+
+    monitor = TrainingMonitor(layout.train_log, layout.tensorboard)
+    bar = tqdm(total=total_steps, initial=start, disable=not progress, desc="train" + ("" if dp else f" ({NOT_PRIVATE})"), unit="step")
+    step = start
+    try:
+        for step in range(start + 1, total_steps + 1):
+            _, scan_indices = sampler.sample()
+            if dp:
+                steps_ledger.append(step, plan.noise_multiplier, sample_rate)
+            real = torch.from_numpy(np.stack([cohort.arrays[i] for i in scan_indices])) if scan_indices else torch.zeros((0, 1, grid, grid, grid))
+            real_labels = cohort.labels[scan_indices] if scan_indices else torch.zeros((0, len(n_classes)), dtype=torch.long)
+            fake, fake_labels = trainer.fake_batch(len(scan_indices))
+            values: dict[str, Any] = {"batch": len(scan_indices)}
+            values.update(trainer.discriminator_step(real.to(device), real_labels.to(device), fake, fake_labels))
+            values.update(trainer.generator_step(train.generator_batch_size))
+            monitor.record(step, values)
+            bar.update(1)
+            bar.set_postfix(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}", refresh=False)
+            if step % train.sample_every == 0 or step == total_steps:
+                with torch.no_grad():
+                    trainer.generator.eval()
+                    image = slice_grid(trainer.generator(preview_z, preview_labels))
+                    trainer.generator.train()
+                monitor.image(step, image, layout.samples / f"step-{step:06d}.png")
+                if dp and monitor.writer is not None:
+                    spent = compute_epsilon(steps_ledger.history(), plan.delta, "rdp")
+                    monitor.writer.add_scalar("privacy/epsilon_rdp", spent.epsilon, step)
+            if step % train.checkpoint_every == 0 or step == total_steps:
+                save_checkpoint(layout.checkpoints, _snapshot(step, trainer, generators, seeded=seeded))
+            if stop_after is not None and step >= stop_after:
+                break
+    finally:
+        bar.close()
+        monitor.close()
+    wall_s = time.perf_counter() - started
+    if stop_after is not None and step < total_steps:
+        return TrainResult(layout.generator, {}, step, wall_s, str(device), monitor.warnings)
+
+    if dp:
+        history = steps_ledger.history()
+        result = compute_epsilon(history, plan.delta, privacy.accountant)
+        ledger.record_run(key, epsilon=result.epsilon, delta=plan.delta, run_name=config.name)
+        section = privacy_section(
+            config=privacy,
+            plan=plan,
+            result=result,
+            history=history,
+            n_patients=n_patients,
+            cohort_key=key,
+            cohort_epsilon_total=ledger.spent(key),
+            extra_warnings=extra_warnings,
+        )
+    else:
+        section = _not_private_section(n_patients, total_steps, sample_rate)
+    statement = {key_: section.get(key_) for key_ in ("private", "epsilon", "delta", "accountant", "unit", "steps")}
+    save_generator(
+        trainer.generator,
+        layout.generator,
+        model=config.model,
+        label_names=cohort.label_names,
+        label_values=cohort.label_values,
+        preprocess=config.preprocess,
+        modality=cohort.modality,
+        privacy=statement,
+    )
+    logger.info("trained %d steps in %.1f s (%.2f s/step) on %s", total_steps - start, wall_s, wall_s / max(1, total_steps - start), device)
+    return TrainResult(layout.generator, section, total_steps, wall_s, str(device), monitor.warnings)
+
+
+def _not_private_section(n_patients: int, steps: int, sample_rate: float) -> dict[str, Any]:
+    """Privacy section of a non-DP run: no epsilon, and said so in words."""
+    return {
+        "private": False,
+        "label": NOT_PRIVATE,
+        "epsilon": None,
+        "delta": None,
+        "accountant": None,
+        "epsilon_prv": None,
+        "epsilon_rdp": None,
+        "noise_multiplier": 0.0,
+        "sample_rate": sample_rate,
+        "steps": steps,
+        "max_grad_norm": None,
+        "unit": "patient",
+        "n_patients": n_patients,
+        "noise_to_signal": 0.0,
+        "cohort_key": None,
+        "cohort_epsilon_total": None,
+        "warnings": [f"{NOT_PRIVATE}: trained without differential privacy; the generator may reproduce training scans"],
+    }
+
+
+def _snapshot(step: int, trainer: Any, generators: dict[str, torch.Generator], *, seeded: bool) -> dict[str, Any]:
+    """Everything a resume needs; secure mode leaves out the sampler and noise states."""
+    secret = () if seeded else ("sampler", "noise")
+    return {
+        "step": step,
+        "seeded": seeded,
+        "trainer": trainer.state_dict(),
+        "rng": {name: g.get_state() for name, g in generators.items() if name not in secret},
+        "torch_rng": torch.get_rng_state(),
+    }
+
+
+def _restore(state: dict[str, Any], trainer: Any, generators: dict[str, torch.Generator], *, seeded: bool, dp: bool) -> int:
+    if bool(state.get("seeded")) != seeded:
+        raise ConfigError(
+            "the checkpoint was written in "
+            f"{'seeded' if state.get('seeded') else 'secure/unseeded'} mode but this run is "
+            f"{'seeded' if seeded else 'secure/unseeded'}; resume with the same train.seed and privacy.secure_mode"
+        )
+    trainer.load_state_dict(state["trainer"])
+    for name, rng_state in state["rng"].items():
+        generators[name].set_state(rng_state)
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["step"])
