@@ -1,0 +1,363 @@
+"""Reading single DICOM files into frames: parsing, screening and pixel decoding.
+
+pydicom parses and decodes; this module decides which files are image slices at all.
+A file is one of:
+
+* an image: every frame becomes a :class:`Frame` with its own geometry and rescale;
+* a non-image object (DICOMDIR, structured report, presentation state, anything
+  without pixel data): skipped with an info log naming its SOP class;
+* junk (not DICOM, or a forced parse that lacks the tags of an image): skipped with a
+  warning, never turned into a slice;
+* a file without the 128-byte preamble and ``DICM`` marker that still parses as a
+  complete image: read, with a warning.
+
+Enhanced (multi-frame) objects take their geometry from the functional groups; a frame
+without position, orientation or pixel spacing is an error, never an identity affine.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID, ImplicitVRLittleEndian
+
+from medgan.errors import InputError
+
+__all__ = ["Frame", "ScreenedFile", "screen_file", "decode_frames", "SECONDARY_CAPTURE_SOP_CLASSES"]
+
+logger = logging.getLogger(__name__)
+
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+# Secondary Capture Image Storage and its multi-frame variants: screenshots, scanned
+# documents and burned-in reports, which often show patient text in the pixels.
+SECONDARY_CAPTURE_SOP_CLASSES = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.7",
+        "1.2.840.10008.5.1.4.1.1.7.1",
+        "1.2.840.10008.5.1.4.1.1.7.2",
+        "1.2.840.10008.5.1.4.1.1.7.3",
+        "1.2.840.10008.5.1.4.1.1.7.4",
+    }
+)
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_LOCALIZER_TYPES = {"LOCALIZER", "SCOUT", "TOPOGRAM", "SURVEY"}
+
+
+@dataclass
+class Frame:
+    """One 2D image plane with everything needed to place and rescale it.
+
+    ``position`` and ``orientation`` are in DICOM LPS millimetres, as stored.
+    ``pixel_spacing`` is (row spacing, column spacing), as in PixelSpacing.
+    Missing geometry is None, so the series check can name the file.
+    """
+
+    file: Path
+    frame_index: int
+    multi_frame: bool
+    rows: int
+    columns: int
+    position: np.ndarray | None
+    orientation: np.ndarray | None
+    pixel_spacing: tuple[float, float] | None
+    slope: float
+    intercept: float
+    rescale_defaulted: bool
+    echo: str
+    temporal: str
+    acquisition: str
+    stack: str
+    instance_number: int | None
+
+
+@dataclass
+class ScreenedFile:
+    """A parsed image file with its frames and the facts the series checks need."""
+
+    path: Path
+    dataset: Dataset
+    series_uid: str
+    series_number: str
+    sop_class: str
+    modality: str
+    frames: list[Frame]
+    identifying_reason: str | None
+    preamble_missing: bool
+    compressed: bool
+    transfer_syntax: UID
+
+
+def _text(dataset: Dataset, keyword: str) -> str:
+    value = dataset.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        return "\\".join(str(item) for item in value)
+    return str(value).strip()
+
+
+def _floats(value: object, count: int) -> np.ndarray | None:
+    if value is None:
+        return None
+    try:
+        numbers = np.array([float(item) for item in value], dtype=np.float64)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
+    if numbers.shape != (count,) or not np.all(np.isfinite(numbers)):
+        return None
+    return numbers
+
+
+def _parse(path: Path) -> tuple[Dataset | None, bool]:
+    """Return (dataset, preamble_missing), or (None, False) for a file that is not DICOM."""
+    try:
+        return pydicom.dcmread(path), False
+    except InvalidDicomError:
+        pass
+    except Exception as error:  # a corrupt file with a valid preamble
+        logger.warning("skipped a file that failed to parse as DICOM (%s)", type(error).__name__)
+        return None, False
+    try:
+        dataset = pydicom.dcmread(path, force=True)
+        # Touch every element: a forced parse of random bytes usually fails here.
+        for _ in dataset.iterall():
+            pass
+    except Exception:
+        return None, False
+    return dataset, True
+
+
+def _is_plausible_image(dataset: Dataset) -> bool:
+    """True when a forced parse has the tags and pixel bytes of a real image."""
+    try:
+        rows = int(dataset.Rows)
+        columns = int(dataset.Columns)
+        bits = int(dataset.BitsAllocated)
+        pixels = dataset.PixelData
+        frames = int(dataset.get("NumberOfFrames", 1) or 1)
+        samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+        sop_class = str(dataset.SOPClassUID)
+    except Exception:
+        return False
+    if not (0 < rows <= 65535 and 0 < columns <= 65535 and bits in (1, 8, 16, 32)):
+        return False
+    if not sop_class.startswith("1.2.840.10008."):
+        return False
+    return len(pixels) >= rows * columns * frames * samples * bits // 8
+
+
+def _identifying_reason(dataset: Dataset, sop_class: str) -> str | None:
+    if sop_class in SECONDARY_CAPTURE_SOP_CLASSES:
+        return f"Secondary Capture SOP class {UID(sop_class).name}"
+    if _text(dataset, "BurnedInAnnotation").upper() == "YES":
+        return "BurnedInAnnotation is YES"
+    image_type = {item.strip().upper() for item in _text(dataset, "ImageType").split("\\")}
+    localizer = image_type & _LOCALIZER_TYPES
+    if localizer:
+        return f"ImageType {sorted(localizer)[0]} (a localizer)"
+    return None
+
+
+def _first_item(dataset: Dataset | None, keyword: str) -> Dataset | None:
+    if dataset is None:
+        return None
+    sequence = dataset.get(keyword)
+    if not sequence:
+        return None
+    return sequence[0]
+
+
+def _rescale(source: Dataset) -> tuple[float, float, bool]:
+    """Return (slope, intercept, defaulted) from a dataset or a transformation item."""
+    slope_value = source.get("RescaleSlope")
+    intercept_value = source.get("RescaleIntercept")
+    defaulted = slope_value is None or intercept_value is None
+    slope = 1.0 if slope_value is None else float(slope_value)
+    intercept = 0.0 if intercept_value is None else float(intercept_value)
+    return slope, intercept, defaulted
+
+
+def _classic_frames(path: Path, dataset: Dataset) -> list[Frame]:
+    """One frame per classic single-frame image, geometry from the top-level tags."""
+    spacing = _floats(dataset.get("PixelSpacing"), 2)
+    slope, intercept, defaulted = _rescale(dataset)
+    instance = dataset.get("InstanceNumber")
+    return [
+        Frame(
+            file=path,
+            frame_index=0,
+            multi_frame=False,
+            rows=int(dataset.Rows),
+            columns=int(dataset.Columns),
+            position=_floats(dataset.get("ImagePositionPatient"), 3),
+            orientation=_floats(dataset.get("ImageOrientationPatient"), 6),
+            pixel_spacing=None if spacing is None else (float(spacing[0]), float(spacing[1])),
+            slope=slope,
+            intercept=intercept,
+            rescale_defaulted=defaulted,
+            echo=_text(dataset, "EchoNumbers"),
+            temporal=_text(dataset, "TemporalPositionIdentifier"),
+            acquisition=_text(dataset, "AcquisitionNumber"),
+            stack="",
+            instance_number=None if instance in (None, "") else int(instance),
+        )
+    ]
+
+
+def _group_value(per_frame: Dataset | None, shared: Dataset | None, sequence: str, keyword: str) -> object:
+    """Return a functional-group attribute, the per-frame group first, then the shared one."""
+    for group in (per_frame, shared):
+        item = _first_item(group, sequence)
+        if item is not None and keyword in item:
+            return item.get(keyword)
+    return None
+
+
+def _enhanced_frames(path: Path, dataset: Dataset, n_frames: int) -> list[Frame]:
+    """One frame per frame of an enhanced object, geometry from the functional groups."""
+    shared = _first_item(dataset, "SharedFunctionalGroupsSequence")
+    per_frame_groups = dataset.get("PerFrameFunctionalGroupsSequence") or []
+    if per_frame_groups and len(per_frame_groups) != n_frames:
+        raise InputError(
+            f"{path}: NumberOfFrames is {n_frames} but PerFrameFunctionalGroupsSequence has "
+            f"{len(per_frame_groups)} items; the file is inconsistent"
+        )
+    top_spacing = dataset.get("PixelSpacing")
+    frames = []
+    for index in range(n_frames):
+        per_frame = per_frame_groups[index] if per_frame_groups else None
+        position = _group_value(per_frame, shared, "PlanePositionSequence", "ImagePositionPatient")
+        orientation = _group_value(per_frame, shared, "PlaneOrientationSequence", "ImageOrientationPatient")
+        spacing_value = _group_value(per_frame, shared, "PixelMeasuresSequence", "PixelSpacing") or top_spacing
+        spacing = _floats(spacing_value, 2)
+        transform = None
+        for group in (per_frame, shared):
+            transform = _first_item(group, "PixelValueTransformationSequence")
+            if transform is not None:
+                break
+        slope, intercept, defaulted = _rescale(transform if transform is not None else dataset)
+        content = _first_item(per_frame, "FrameContentSequence")
+        echo_item = _first_item(per_frame, "MREchoSequence")
+        frames.append(
+            Frame(
+                file=path,
+                frame_index=index,
+                multi_frame=True,
+                rows=int(dataset.Rows),
+                columns=int(dataset.Columns),
+                position=_floats(position, 3),
+                orientation=_floats(orientation, 6),
+                pixel_spacing=None if spacing is None else (float(spacing[0]), float(spacing[1])),
+                slope=slope,
+                intercept=intercept,
+                rescale_defaulted=defaulted,
+                echo="" if echo_item is None else _text(echo_item, "EffectiveEchoTime"),
+                temporal="" if content is None else _text(content, "TemporalPositionIndex"),
+                acquisition="",
+                stack="" if content is None else _text(content, "StackID"),
+                instance_number=index + 1,
+            )
+        )
+    return frames
+
+
+def screen_file(path: Path) -> ScreenedFile | None:
+    """Parse ``path`` and return its image frames, or None for a non-image or junk file.
+
+    Raises:
+        InputError: an enhanced object whose functional groups are inconsistent.
+    """
+    dataset, preamble_missing = _parse(path)
+    if dataset is None:
+        logger.warning("skipped a file that is not DICOM: %s", path.name)
+        return None
+    if preamble_missing and not _is_plausible_image(dataset):
+        logger.warning("skipped a file without the DICM marker that does not parse as an image: %s", path.name)
+        return None
+    sop_class = _text(dataset, "SOPClassUID") or _text(getattr(dataset, "file_meta", Dataset()), "MediaStorageSOPClassUID")
+    if sop_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in dataset:
+        logger.info("skipped a DICOMDIR (Media Storage Directory): %s", path.name)
+        return None
+    if not any(keyword in dataset for keyword in _PIXEL_KEYWORDS):
+        name = UID(sop_class).name if sop_class else "unknown SOP class"
+        logger.info("skipped a non-image object (%s): %s", name, path.name)
+        return None
+    if preamble_missing:
+        if not hasattr(dataset, "file_meta") or "TransferSyntaxUID" not in dataset.file_meta:
+            dataset.file_meta = getattr(dataset, "file_meta", None) or FileMetaDataset()
+            dataset.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        logger.warning("read a file without the DICM preamble: %s", path.name)
+    transfer_syntax = UID(_text(dataset.file_meta, "TransferSyntaxUID") or ImplicitVRLittleEndian)
+    n_frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    enhanced = n_frames > 1 or "PerFrameFunctionalGroupsSequence" in dataset or "SharedFunctionalGroupsSequence" in dataset
+    frames = _enhanced_frames(path, dataset, n_frames) if enhanced else _classic_frames(path, dataset)
+    return ScreenedFile(
+        path=path,
+        dataset=dataset,
+        series_uid=_text(dataset, "SeriesInstanceUID"),
+        series_number=_text(dataset, "SeriesNumber"),
+        sop_class=sop_class,
+        modality=_text(dataset, "Modality").upper(),
+        frames=frames,
+        identifying_reason=_identifying_reason(dataset, sop_class),
+        preamble_missing=preamble_missing,
+        compressed=transfer_syntax.is_compressed,
+        transfer_syntax=transfer_syntax,
+    )
+
+
+def decode_frames(screened: ScreenedFile) -> np.ndarray:
+    """Decode the stored pixel values of every frame of a file.
+
+    Returns:
+        array of shape (frames, rows, columns) in the stored integer or float type.
+
+    Raises:
+        InputError: the pixel data cannot be decoded (the message names the transfer
+            syntax and the package that decodes it), is not grey-scale, or a compressed
+            frame decoded to all zeros, which is what broken decoders return.
+    """
+    dataset = screened.dataset
+    syntax = screened.transfer_syntax
+    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+    if samples != 1:
+        raise InputError(
+            f"{screened.path}: SamplesPerPixel is {samples} ({_text(dataset, 'PhotometricInterpretation')}); "
+            "medgan reads grey-scale CT and MR only"
+        )
+    try:
+        pixels = dataset.pixel_array
+    except Exception as error:
+        hint = ""
+        if syntax.is_compressed:
+            from pydicom.pixels import get_decoder
+
+            try:
+                decoder = get_decoder(syntax)
+                if not decoder.is_available:
+                    options = "; ".join(decoder.missing_dependencies) or "a decoder plug-in"
+                    hint = f"; install one of: {options}"
+                else:
+                    hint = "; the installed decoders failed on it, so the pixel data is probably corrupt"
+            except NotImplementedError:
+                hint = "; pydicom has no decoder for this transfer syntax, so decompress the series first (for example with gdcmconv --raw)"
+        raise InputError(
+            f"{screened.path}: cannot decode pixel data with transfer syntax {syntax.name} ({syntax}){hint} "
+            f"[{type(error).__name__}: {error}]"
+        ) from None
+    frames = pixels.reshape((len(screened.frames),) + pixels.shape[-2:])  # (frames, rows, columns)
+    if syntax.is_compressed:
+        for index in range(frames.shape[0]):
+            if not np.any(frames[index]):
+                raise InputError(
+                    f"{screened.path}: frame {index + 1} decoded from {syntax.name} ({syntax}) to all zeros, which is "
+                    "what a failed decoder returns; if the slice really is blank, decompress the series "
+                    "(for example with gdcmconv --raw) and load it again"
+                )
+    return frames
