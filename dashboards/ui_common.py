@@ -1,0 +1,89 @@
+"""Run context shared by the dashboard pages: the selected run, its report and safe paths."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medgan.errors import InputError
+from medgan.review.paths import resolve_inside
+from medgan.review.volumes import VolumeKey, volume_key
+
+__all__ = ["RunContext", "SYNTHETIC_NAME", "modality_of", "memorization_entry", "synthetic_key", "format_interval"]
+
+SYNTHETIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.nii(\.gz)?$")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The run a page shows."""
+
+    runs_root: Path
+    name: str
+    path: Path
+    report: dict[str, Any]
+
+    @property
+    def evaluation_id(self) -> str | None:
+        evaluation = self.report.get("evaluation") or {}
+        return evaluation.get("id")
+
+    @property
+    def synthetic(self) -> list[dict[str, Any]]:
+        return [entry for entry in self.report.get("synthetic") or [] if isinstance(entry, dict)]
+
+    def synthetic_path(self, file: str) -> Path:
+        """Return the path of a synthetic file named in the report, inside the runs folder.
+
+        Raises:
+            InputError: the name is not a plain NIfTI file name or leaves the runs folder.
+        """
+        name = Path(str(file)).name if str(file).startswith("synthetic/") else str(file)
+        if not SYNTHETIC_NAME.match(name):
+            raise InputError(f"synthetic file name {file!r} in report.json is invalid; expected a name like syn-0000.nii.gz")
+        return resolve_inside(self.runs_root, f"{self.name}/synthetic/{name}")
+
+
+def modality_of(report: dict[str, Any]) -> str:
+    """Return ``CT`` or ``MR`` from the report's data section (``CT`` when it does not say)."""
+    data = report.get("data") or {}
+    for value in (data.get("modality"), data.get("profile")):
+        if isinstance(value, str) and ("mr" in value.lower()):
+            return "MR"
+    return "CT"
+
+
+def memorization_entry(report: dict[str, Any], file: str) -> dict[str, Any] | None:
+    """Return the memorization check's per-scan row for ``file`` (with ``threshold`` added)."""
+    memorization = report.get("memorization") or {}
+    flagged = {Path(str(item.get("synthetic", ""))).name: item for item in memorization.get("flagged") or []}
+    for item in memorization.get("per_scan") or []:
+        if Path(str(item.get("synthetic", ""))).name == file:
+            row = dict(item)
+            row["flagged"] = bool(item.get("flagged")) or file in flagged
+            row.setdefault("threshold", flagged.get(file, {}).get("threshold", memorization.get("threshold")))
+            return row
+    if file in flagged:
+        return {**flagged[file], "flagged": True}
+    return None
+
+
+def synthetic_key(context: RunContext, file: str) -> VolumeKey:
+    """Return the content key of one synthetic file of the run."""
+    return volume_key(context.synthetic_path(file))
+
+
+def format_interval(value: Any) -> str:
+    """Format a metric value, a ``{value, ci}`` dict or a ``[low, high]`` pair for a table."""
+    if isinstance(value, dict):
+        point = value.get("value", value.get("mean", value.get("estimate")))
+        interval = value.get("ci") or value.get("ci95") or ([value["ci_low"], value["ci_high"]] if "ci_low" in value and "ci_high" in value else None)
+        text = f"{point:.4g}" if isinstance(point, (int, float)) else str(point)
+        if isinstance(interval, (list, tuple)) and len(interval) == 2 and all(isinstance(bound, (int, float)) for bound in interval):
+            text += f" [{interval[0]:.4g}, {interval[1]:.4g}]"
+        return text
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
