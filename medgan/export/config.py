@@ -16,3 +16,23 @@ class ExportConfig(Section):
 
     format: Literal["nifti", "dicom"] = Field("nifti", description="Output format of the exported volumes.")
     approved_only: bool = Field(False, description="Export only scans approved in the audit log (a release).")
+    drop_flagged: bool = Field(
+        False,
+        description=(
+            "Release without the scans the memorization check flagged instead of blocking the whole release. "
+            "The card records this as a step not covered by epsilon, because the flags are computed on real scans."
+        ),
+    )
+    nifti_dtype: Literal["float32", "int16"] = Field("float32", description="On-disk data type of exported NIfTI files.")
+    modality: Literal["CT", "MR"] | None = Field(
+        None, description="Modality of the synthetic scans when neither the report nor the labels state it."
+    )
+    mr_max_value: int = Field(
+        4095, ge=255, le=65535, description="MR output intensity: the model range [-1, 1] maps to 0..mr_max_value (arbitrary units)."
+    )
+    faces_removed: bool = Field(
+        False, description="The profile removes faces (defacing), so RecognizableVisualFeatures may be NO."
+    )
+    head_scan: bool | None = Field(
+        None, description="The scans show the head; None decides from the labels and profile (brain, head, neuro)."
+    )

@@ -1,0 +1,120 @@
+"""export_run: staging and release policies, the card and atomic writes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medgan.errors import LeakError, ReviewError
+from medgan.export import export_run
+from medgan.export.geometry import canonical_affine
+from medgan.export.run import to_output_units
+
+CT_WINDOW = (-1000.0, 1000.0)
+GRID = 6
+SPACING = 4.0
+
+
+def _approve(monkeypatch: pytest.MonkeyPatch, hashes: set[str]) -> None:
+    module = types.ModuleType("medgan.review.approvals")
+    module.approved_hashes = lambda run_dir, evaluation_id: set(hashes) if evaluation_id == "eval-001" else set()
+    monkeypatch.setitem(sys.modules, "medgan.review.approvals", module)
+
+
+def _index(run: Path) -> list[dict]:
+    return json.loads((run / "synthetic" / "index.json").read_text())
+
+
+def test_staging_nifti_writes_all(ct_run: Path) -> None:
+    summary = export_run(ct_run)
+    assert summary.written == ["syn-0000.nii.gz", "syn-0001.nii.gz"]
+    assert summary.left_out == []
+    assert summary.out_dir == (ct_run / "export" / "nifti").absolute()
+    assert (summary.out_dir / "DATASET_CARD.md").is_file()
+
+
+def test_staging_nifti_values_in_hu(ct_run: Path) -> None:
+    summary = export_run(ct_run)
+    source = nib.load(str(ct_run / "synthetic" / "syn-0000.nii.gz"))
+    exported = nib.load(str(summary.out_dir / "syn-0000.nii.gz"))
+    expected, _ = to_output_units(np.asarray(source.dataobj), "CT", CT_WINDOW, 4095)
+    assert np.max(np.abs(np.asarray(exported.dataobj) - expected)) < 1e-3
+    assert np.allclose(exported.affine, canonical_affine(GRID, SPACING))
+    assert int(exported.header["qform_code"]) == int(exported.header["sform_code"]) == 2
+    assert exported.get_data_dtype() == np.float32
+
+
+def test_staging_leaves_out_flagged(run_factory) -> None:
+    run = run_factory( n_scans=3, flagged=(1,))
+    summary = export_run(run)
+    assert summary.written == ["syn-0000.nii.gz", "syn-0002.nii.gz"]
+    assert [item["synthetic"] for item in summary.left_out] == ["syn-0001.nii.gz"]
+    assert not (summary.out_dir / "syn-0001.nii.gz").exists()
+
+
+def test_release_requires_approval(ct_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = _index(ct_run)
+    _approve(monkeypatch, {index[1]["sha256"]})
+    summary = export_run(ct_run, approved_only=True)
+    assert summary.written == ["syn-0001.nii.gz"]
+    assert summary.left_out[0]["synthetic"] == "syn-0000.nii.gz"
+    assert "not approved" in summary.left_out[0]["reason"]
+
+
+def test_release_nothing_approved(ct_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _approve(monkeypatch, set())
+    with pytest.raises(ReviewError, match="no synthetic scan"):
+        export_run(ct_run, approved_only=True)
+    assert not (ct_run / "release").exists() or not any((ct_run / "release").iterdir())
+
+
+def test_release_blocked_by_flag(run_factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = run_factory(n_scans=2, flagged=(0,))
+    _approve(monkeypatch, {entry["sha256"] for entry in _index(run)})
+    with pytest.raises(ReviewError, match="flagged"):
+        export_run(run, approved_only=True)
+
+
+def test_release_drop_flagged_recorded(run_factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = run_factory(n_scans=2, flagged=(0,))
+    _approve(monkeypatch, {entry["sha256"] for entry in _index(run)})
+    summary = export_run(run, approved_only=True, drop_flagged=True)
+    card = json.loads(summary.card_path.read_text())
+    assert summary.written == ["syn-0001.nii.gz"]
+    assert any("flagged" in step for step in card["privacy"]["not_covered"])
+    assert card["dataset"]["kind"] == "release"
+
+
+def test_card_privacy_ledger(ct_run: Path) -> None:
+    card = json.loads(export_run(ct_run).card_path.read_text())
+    assert card["privacy"]["epsilon"] == 7.9
+    assert card["privacy"]["unit"] == "patient"
+    assert card["privacy"]["cohort_epsilon_total"] == 11.5
+    assert card["generator"]["sha256"] is not None
+    assert card["config"]["data"]["manifest"] == "<site path>"
+
+
+def test_modified_synthetic_rejected(ct_run: Path) -> None:
+    path = ct_run / "synthetic" / "syn-0001.nii.gz"
+    image = nib.load(str(path))
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj) * 0.5, image.affine), str(path))
+    with pytest.raises(Exception, match="SHA-256"):
+        export_run(ct_run)
+    assert not (ct_run / "export" / "nifti").exists()
+
+
+def test_leak_in_card_blocks_export(run_factory) -> None:
+    run = run_factory()
+    report = json.loads((run / "report.json").read_text())
+    report["run_name"] = "study of DOE, JOHNATHAN"
+    (run / "report.json").write_text(json.dumps(report))
+    with pytest.raises(LeakError, match="name"):
+        export_run(run)
+    assert not (run / "export" / "nifti").exists()
+    assert list((run / "export").iterdir()) == []
