@@ -58,9 +58,9 @@ def cohort_from_path(path: str | Path, pseudonymizer: Pseudonymizer, modality: s
     Args:
         path: a ``.csv`` manifest, a folder, a NIfTI file or an enhanced DICOM file.
         pseudonymizer: makes the pseudonymous patient and scan ids.
-        modality: ``"CT"`` or ``"MR"`` for scans found in a folder; NIfTI files need it
-            because they do not record a modality.  Ignored for a manifest, which has
-            its own column.
+        modality: ``"CT"`` or ``"MR"`` for NIfTI files found in a folder, which do not
+            record a modality.  DICOM scans take theirs from the Modality tag, and a
+            manifest has its own column, so both ignore it.
 
     Raises:
         InputError: the path does not exist or holds no scan.
@@ -89,7 +89,7 @@ def cohort_from_path(path: str | Path, pseudonymizer: Pseudonymizer, modality: s
                 patient_id=pseudonymizer.patient_id(str(scan)),
                 source=scan,
                 source_patient_id=relative or ".",
-                modality=modality,
+                modality=modality if is_nifti_path(scan) else None,
                 split="train",
                 labels={},
                 row=row,
