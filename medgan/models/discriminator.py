@@ -64,7 +64,8 @@ def _normaliser(config: ModelConfig, channels: int, size: int, name: str) -> nn.
         check_normaliser_extent(name, channels, channels, spatial)
         return nn.InstanceNorm3d(channels, affine=True, track_running_stats=False)
     if config.norm == "batch":
-        check_normaliser_extent(name, channels, 1, spatial)
+        # Per-channel statistics over the spatial extent (and a batch that may hold one sample).
+        check_normaliser_extent(name, channels, channels, spatial)
         return nn.BatchNorm3d(channels)
     return nn.Identity()
 

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from medgan.data.config import PreprocessConfig
-from medgan.errors import InputError
+from medgan.errors import ConfigError, InputError
 from medgan.fileio import atomic_path, sha256_file, write_json_atomic
 from medgan.models import Generator, ModelConfig, build_generator
 
@@ -44,6 +44,22 @@ class GeneratorBundle:
     modality: str
     metadata: dict[str, Any]
 
+    def modality_of(self, labels: dict[str, str]) -> str:
+        """Modality of synthetic volumes with ``labels``: the cohort's, or that condition's.
+
+        Raises:
+            ConfigError: the cohort mixes modalities and no training scan had these labels.
+        """
+        if self.modality in ("CT", "MR"):
+            return self.modality
+        for entry in self.metadata.get("modality_by_condition", []):
+            if entry.get("labels") == labels:
+                return str(entry["modality"])
+        raise ConfigError(
+            f"the generator was trained on CT and MR scans and none had labels {labels}, so the intensity unit of "
+            "that condition is unknown; generate only conditions present in training"
+        )
+
 
 def save_generator(
     generator: Generator,
@@ -55,6 +71,7 @@ def save_generator(
     preprocess: PreprocessConfig,
     modality: str,
     privacy: dict[str, Any],
+    modality_by_condition: list[dict[str, Any]] | None = None,
 ) -> Path:
     """Write the generator's weights and config into ``directory``; return the JSON path.
 
@@ -75,6 +92,7 @@ def save_generator(
         "label_values": {name: list(label_values[name]) for name in label_names},
         "preprocess": preprocess.model_dump(mode="json"),
         "modality": modality,
+        "modality_by_condition": list(modality_by_condition or []),
         "privacy": privacy,
         "weights": WEIGHTS_NAME,
         "weights_sha256": sha256_file(weights),

@@ -58,8 +58,8 @@ def generate_volumes(
     profile = preprocess or bundle.preprocess
     if profile.grid != bundle.grid:
         raise ConfigError(f"the preprocessing profile has grid {profile.grid} but the generator makes {bundle.grid}^3 volumes")
-    modality = bundle.modality
     conditions = label_combinations(bundle.label_names, bundle.label_values)
+    modalities = {tuple(c.items()): bundle.modality_of(c) for c in conditions}  # fails before any file is written
     rows = [(condition, index) for condition in conditions for index in range(n_per_condition)]
     encoded = torch.tensor(
         [[bundle.label_values[name].index(condition[name]) for name in bundle.label_names] for condition, _ in rows],
@@ -77,8 +77,7 @@ def generate_volumes(
             for offset, volume in enumerate(volumes):
                 number = start + offset
                 condition = rows[number][0]
-                volume_modality = condition.get("modality", modality)
-                array = denormalize(volume[0].numpy().astype(np.float32), profile, volume_modality)
+                array = denormalize(volume[0].numpy().astype(np.float32), profile, modalities[tuple(condition.items())])
                 path = out_dir / f"syn-{number:04d}.nii.gz"
                 save_nifti(array, affine, path, dtype=np.float32)
                 index.append({"file": path.name, "labels": dict(condition), "sha256": sha256_file(path)})

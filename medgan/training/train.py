@@ -72,6 +72,7 @@ class _Cohort:
     label_names: list[str]
     label_values: dict[str, list[str]]
     modality: str
+    modality_by_condition: list[dict[str, Any]]
 
 
 def _index_cohort(prepared: Any, grid: int) -> _Cohort:
@@ -101,6 +102,15 @@ def _index_cohort(prepared: Any, grid: int) -> _Cohort:
         rows.append(row)
         by_patient[scan.patient_id].append(index)
     modalities = sorted({str(scan.modality) for scan in scans})
+    by_condition: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    for scan in scans:
+        by_condition[tuple(scan.labels[name] for name in names)].add(str(scan.modality))
+    mixed = [dict(zip(names, key)) for key, found in by_condition.items() if len(found) > 1]
+    if mixed:
+        raise ConfigError(
+            f"label combination(s) {mixed} mix CT and MR scans, so synthetic volumes of that condition have no "
+            "intensity unit; add a label column that separates the modalities (for example scan_type)"
+        )
     return _Cohort(
         arrays=[np.asarray(scan.array, dtype=np.float32) for scan in scans],
         labels=torch.tensor(rows, dtype=torch.long),
@@ -108,6 +118,9 @@ def _index_cohort(prepared: Any, grid: int) -> _Cohort:
         label_names=names,
         label_values=values,
         modality=modalities[0] if len(modalities) == 1 else "mixed",
+        modality_by_condition=[
+            {"labels": dict(zip(names, key)), "modality": next(iter(found))} for key, found in sorted(by_condition.items())
+        ],
     )
 
 
@@ -292,6 +305,7 @@ def train_gan(
         label_values=cohort.label_values,
         preprocess=config.preprocess,
         modality=cohort.modality,
+        modality_by_condition=cohort.modality_by_condition,
         privacy=statement,
     )
     logger.info("trained %d steps in %.1f s (%.2f s/step) on %s", total_steps - start, wall_s, wall_s / max(1, total_steps - start), device)
