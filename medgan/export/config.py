@@ -27,9 +27,6 @@ class ExportConfig(Section):
     modality: Literal["CT", "MR"] | None = Field(
         None, description="Modality of the synthetic scans when neither the report nor the labels state it."
     )
-    mr_max_value: int = Field(
-        4095, ge=255, le=65535, description="MR output intensity: the model range [-1, 1] maps to 0..mr_max_value (arbitrary units)."
-    )
     faces_removed: bool = Field(
         False, description="The profile removes faces (defacing), so RecognizableVisualFeatures may be NO."
     )

@@ -1,10 +1,8 @@
-"""Canonical geometry of synthetic volumes and its DICOM form.
+"""Geometry of exported volumes in DICOM form.
 
-A real scan's affine is a fingerprint (scanner position, table height, field of view),
-so synthetic volumes never carry one: every profile has a single canonical grid, RAS+
-axis order, isotropic spacing and the grid centre at world (0, 0, 0).
-
-DICOM stores geometry in LPS patient coordinates as a row direction, a column
+Synthetic volumes use the profile's canonical affine
+(:func:`medgan.data.preprocess.canonical_affine`), never a real scan's, which would be
+a fingerprint of the patient's position.  DICOM stores geometry in LPS patient coordinates as a row direction, a column
 direction and one position per slice.  Readers (SimpleITK, GDCM, medgan's own loader)
 rebuild the third axis from the cross product of the two directions and sort slices
 along it, so a left-handed voxel grid cannot come back in the same voxel order: it
@@ -21,7 +19,6 @@ import numpy as np
 from medgan.errors import ConfigError
 
 __all__ = [
-    "canonical_affine",
     "SliceGeometry",
     "slice_geometry",
     "dicom_reload_affine",
@@ -34,21 +31,6 @@ RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 # Directions that are not orthogonal within this tolerance are sheared; DICOM image
 # planes cannot describe a shear and readers would silently drop it.
 _ORTHOGONALITY_TOLERANCE = 1e-4
-
-
-def canonical_affine(grid: int, spacing_mm: float) -> np.ndarray:
-    """Return the canonical voxel-to-RAS+ affine of a ``grid``-cubed synthetic volume.
-
-    The grid is axis-aligned in RAS+ order with isotropic ``spacing_mm`` and its centre
-    at the world origin, so it says nothing about any patient's position.
-    """
-    if grid < 1:
-        raise ConfigError(f"grid must be a positive number of voxels, got {grid}")
-    if not spacing_mm > 0:
-        raise ConfigError(f"spacing_mm must be positive, got {spacing_mm}")
-    affine = np.diag([spacing_mm, spacing_mm, spacing_mm, 1.0])
-    affine[:3, 3] = -spacing_mm * (grid - 1) / 2.0
-    return affine
 
 
 @dataclass(frozen=True)

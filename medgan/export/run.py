@@ -21,24 +21,21 @@ import nibabel as nib
 import numpy as np
 import yaml
 
+from medgan.data.config import PreprocessConfig
 from medgan.errors import ConfigError, InputError, LeakError, ReviewError
 from medgan.export.card import build_card, render_markdown
 from medgan.export.config import ExportConfig
 from medgan.export.dicom import SeriesOptions, write_dicom_series
-from medgan.export.geometry import canonical_affine
 from medgan.export.leaks import identifiers_from_run, scan_folder
 from medgan.export.nifti import save_nifti
 from medgan.fileio import sha256_file, write_json_atomic, write_text_atomic
 
-__all__ = ["ExportSummary", "export_run", "load_run_inputs", "RunInputs", "to_output_units"]
+__all__ = ["ExportSummary", "export_run", "load_run_inputs", "RunInputs", "saturate"]
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("nifti", "dicom")
 _HEAD_WORDS = re.compile(r"brain|head|neuro|skull|face|cranial", re.IGNORECASE)
-# Generator outputs are tanh-bounded to [-1, 1]; values far outside mean the file is
-# not in model units (for example already in HU) and converting again would be wrong.
-_MODEL_RANGE_LIMIT = 1.5
 _AFFINE_TOLERANCE = 1e-4
 
 
@@ -101,26 +98,57 @@ def load_run_inputs(run_dir: Path) -> RunInputs:
     return RunInputs(report=report, config=config, index=index, export_config=export_config)
 
 
-def to_output_units(values: np.ndarray, modality: str, ct_window: tuple[float, float], mr_max_value: int) -> tuple[np.ndarray, int]:
-    """Map model values in [-1, 1] to output units; return them and the saturated voxel count.
+def saturate(values: np.ndarray, modality: str, preprocess: PreprocessConfig) -> tuple[np.ndarray, int]:
+    """Clip values to the profile's output range; return them and the number of clipped voxels.
 
-    CT goes back to HU through the profile's window, the inverse of the preprocessing
-    map, so HU outside the window cannot be recovered and shows as the window's edges.
-    MR has no physical unit and maps to 0..``mr_max_value``.
+    Synthetic files hold HU for CT (the inverse of the preprocessing window, so HU
+    outside the window cannot occur in a generator output and show as the window's
+    edges) and 0..``MR_UNIT_MAX`` for MR.  A value outside that range means the file was
+    changed, so it is saturated like the generator would have and counted on the card.
     """
+    from medgan.data.preprocess import MR_UNIT_MAX
+
+    lower, upper = preprocess.ct_window if modality == "CT" else (0.0, MR_UNIT_MAX)
     values = np.asarray(values, dtype=np.float64)
-    saturated = int(np.count_nonzero((values < -1.0) | (values > 1.0)))
-    unit = (np.clip(values, -1.0, 1.0) + 1.0) / 2.0
-    if modality == "CT":
-        lower, upper = ct_window
-        return lower + unit * (upper - lower), saturated
-    return unit * mr_max_value, saturated
+    outside = int(np.count_nonzero((values < lower) | (values > upper)))
+    return np.clip(values, lower, upper), outside
 
 
-def _modality(inputs: RunInputs, entry: dict[str, Any]) -> str:
+def _preprocess_config(inputs: RunInputs, run_dir: Path) -> PreprocessConfig:
+    try:
+        return PreprocessConfig.model_validate(inputs.config.get("preprocess") or {})
+    except ValueError as error:
+        raise InputError(f"invalid preprocess section in {run_dir / 'config.yaml'}: {error}") from None
+
+
+def _generator_modality(run_dir: Path, labels: dict[str, Any]) -> str | None:
+    """Return the modality generator.json records for these labels, if any."""
+    path = run_dir / "generator" / "generator.json"
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path} is not valid JSON ({error})") from None
+    if meta.get("modality") in ("CT", "MR"):
+        return str(meta["modality"])
+    for item in meta.get("modality_by_condition") or []:
+        if item.get("labels") == labels:
+            return str(item.get("modality"))
+    return None
+
+
+def _modality(inputs: RunInputs, entry: dict[str, Any], run_dir: Path) -> str:
     data = inputs.report.get("data") or {}
     labels = entry.get("labels") or {}
-    for candidate in (entry.get("modality"), data.get("modality"), labels.get("modality"), inputs.export_config.modality):
+    candidates = (
+        entry.get("modality"),
+        _generator_modality(run_dir, labels),
+        data.get("modality"),
+        labels.get("modality"),
+        inputs.export_config.modality,
+    )
+    for candidate in candidates:
         if isinstance(candidate, str) and candidate.upper() in ("CT", "MR"):
             return candidate.upper()
     raise ConfigError(
@@ -213,11 +241,6 @@ def _load_synthetic(path: Path, entry: dict[str, Any], affine: np.ndarray, grid:
         )
     if not np.all(np.isfinite(values)):
         raise InputError(f"synthetic file {path} contains NaN or Inf values")
-    if np.max(np.abs(values)) > _MODEL_RANGE_LIMIT:
-        raise InputError(
-            f"synthetic file {path} has values up to {float(np.max(np.abs(values))):.4g}; model outputs lie in [-1, 1], "
-            "so the file is not a generator output"
-        )
     return values
 
 
@@ -271,6 +294,8 @@ def export_run(
         raise ConfigError(f"export format {fmt!r} is not one of {', '.join(FORMATS)}")
     if not approved_only and not staging:
         raise ConfigError("an export that is not a staging export must be a release; pass approved_only=True (--approved-only)")
+    from medgan.data.preprocess import MR_UNIT_MAX, canonical_affine
+
     inputs = load_run_inputs(run_dir)
     settings = inputs.export_config
     if drop_flagged is None:
@@ -281,11 +306,9 @@ def export_run(
 
     kept, left_out, uncovered, review = _select(run_dir, inputs, approved_only, drop_flagged)
     identifiers = identifiers_from_run(run_dir)
-    preprocess = inputs.config.get("preprocess") or {}
-    grid = int(preprocess.get("grid", 32))
-    spacing = float(preprocess.get("spacing_mm", 4.0))
-    ct_window = tuple(float(value) for value in preprocess.get("ct_window", (-1000.0, 1000.0)))
-    affine = canonical_affine(grid, spacing)
+    preprocess = _preprocess_config(inputs, run_dir)
+    grid, spacing, ct_window = preprocess.grid, preprocess.spacing_mm, tuple(preprocess.ct_window)
+    affine = canonical_affine(preprocess)
     warnings: list[str] = []
     modalities: set[str] = set()
     saturated_total = 0
@@ -298,10 +321,10 @@ def export_run(
     try:
         for series_number, entry in enumerate(kept, start=1):
             name = Path(entry["file"]).name
-            modality = _modality(inputs, entry)
+            modality = _modality(inputs, entry, run_dir)
             modalities.add(modality)
-            model_values = _load_synthetic(run_dir / "synthetic" / name, entry, affine, grid)
-            values, saturated = to_output_units(model_values, modality, ct_window, settings.mr_max_value)
+            raw_values = _load_synthetic(run_dir / "synthetic" / name, entry, affine, grid)
+            values, saturated = saturate(raw_values, modality, preprocess)
             saturated_total += saturated
             head = _is_head_scan(inputs, entry)
             recognizable = not settings.faces_removed
@@ -336,11 +359,11 @@ def export_run(
             "ct_unit": "HU",
             "ct_window": list(ct_window),
             "ct_note": (
-                "CT values are mapped back to HU through the profile window; values outside the window are saturated "
+                "CT values are mapped back to HU through the profile window; HU outside the window are saturated "
                 "to its edges, because preprocessing clipped them before training"
             ),
-            "mr_unit": f"arbitrary units 0..{settings.mr_max_value} (model range [-1, 1])",
-            "saturated_model_values": saturated_total,
+            "mr_unit": f"arbitrary units 0..{MR_UNIT_MAX:g}, 0 at the profile's low percentile and {MR_UNIT_MAX:g} at the high one",
+            "saturated_voxels": saturated_total,
             "nifti_dtype": settings.nifti_dtype if fmt == "nifti" else None,
         }
         geometry = {

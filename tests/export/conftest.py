@@ -13,7 +13,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
-from medgan.export.geometry import canonical_affine
+from medgan.data.config import PreprocessConfig
+from medgan.data.preprocess import MR_UNIT_MAX, canonical_affine, denormalize
 from medgan.fileio import sha256_file
 
 GRID = 6
@@ -86,11 +87,12 @@ def make_run(
     run = root / "run"
     source = write_source_dicom(root / "site" / SOURCE_FOLDER / "series1").parent
     rng = np.random.default_rng(seed)
-    affine = canonical_affine(GRID, SPACING)
+    profile = PreprocessConfig(grid=GRID, spacing_mm=SPACING, ct_window=CT_WINDOW)
+    affine = canonical_affine(profile)
     index = []
     (run / "synthetic").mkdir(parents=True)
     for number in range(n_scans):
-        values = np.tanh(rng.normal(size=(GRID, GRID, GRID))).astype(np.float32)
+        values = denormalize(np.tanh(rng.normal(size=(GRID, GRID, GRID))), profile, modality)  # HU or MR units
         image = nib.Nifti1Image(values, affine)
         path = run / "synthetic" / f"syn-{number:04d}.nii.gz"
         nib.save(image, str(path))

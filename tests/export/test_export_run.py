@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path
 
 import nibabel as nib
@@ -13,18 +11,31 @@ import pytest
 
 from medgan.errors import LeakError, ReviewError
 from medgan.export import export_run
-from medgan.export.geometry import canonical_affine
-from medgan.export.run import to_output_units
+from medgan.review.approvals import record_decision
+from medgan.data.config import PreprocessConfig
+from medgan.data.preprocess import canonical_affine
 
 CT_WINDOW = (-1000.0, 1000.0)
 GRID = 6
 SPACING = 4.0
 
 
-def _approve(monkeypatch: pytest.MonkeyPatch, hashes: set[str]) -> None:
-    module = types.ModuleType("medgan.review.approvals")
-    module.approved_hashes = lambda run_dir, evaluation_id: set(hashes) if evaluation_id == "eval-001" else set()
-    monkeypatch.setitem(sys.modules, "medgan.review.approvals", module)
+def _approve(run: Path, numbers: list[int], evaluation_id: str = "eval-001") -> None:
+    """Record reviewer approvals in the run's real audit log."""
+    for number in numbers:
+        entry = _index(run)[number]
+        record_decision(
+            run,
+            reviewer="ana",
+            role="reviewer",
+            identity_source="local",
+            scan_file=entry["file"],
+            scan_sha256=entry["sha256"],
+            evaluation_id=evaluation_id,
+            decision="approve",
+            reason="looks synthetic",
+            flagged=False,
+        )
 
 
 def _index(run: Path) -> list[dict]:
@@ -43,9 +54,9 @@ def test_staging_nifti_values_in_hu(ct_run: Path) -> None:
     summary = export_run(ct_run)
     source = nib.load(str(ct_run / "synthetic" / "syn-0000.nii.gz"))
     exported = nib.load(str(summary.out_dir / "syn-0000.nii.gz"))
-    expected, _ = to_output_units(np.asarray(source.dataobj), "CT", CT_WINDOW, 4095)
+    expected = np.asarray(source.dataobj)
     assert np.max(np.abs(np.asarray(exported.dataobj) - expected)) < 1e-3
-    assert np.allclose(exported.affine, canonical_affine(GRID, SPACING))
+    assert np.allclose(exported.affine, canonical_affine(PreprocessConfig(grid=GRID, spacing_mm=SPACING)))
     assert int(exported.header["qform_code"]) == int(exported.header["sform_code"]) == 2
     assert exported.get_data_dtype() == np.float32
 
@@ -58,32 +69,31 @@ def test_staging_leaves_out_flagged(run_factory) -> None:
     assert not (summary.out_dir / "syn-0001.nii.gz").exists()
 
 
-def test_release_requires_approval(ct_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    index = _index(ct_run)
-    _approve(monkeypatch, {index[1]["sha256"]})
+def test_release_requires_approval(ct_run: Path) -> None:
+    _approve(ct_run, [1])
     summary = export_run(ct_run, approved_only=True)
     assert summary.written == ["syn-0001.nii.gz"]
     assert summary.left_out[0]["synthetic"] == "syn-0000.nii.gz"
     assert "not approved" in summary.left_out[0]["reason"]
 
 
-def test_release_nothing_approved(ct_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _approve(monkeypatch, set())
+def test_release_other_evaluation_id(ct_run: Path) -> None:
+    _approve(ct_run, [0, 1], evaluation_id="eval-000")
     with pytest.raises(ReviewError, match="no synthetic scan"):
         export_run(ct_run, approved_only=True)
     assert not (ct_run / "release").exists() or not any((ct_run / "release").iterdir())
 
 
-def test_release_blocked_by_flag(run_factory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_release_blocked_by_flag(run_factory) -> None:
     run = run_factory(n_scans=2, flagged=(0,))
-    _approve(monkeypatch, {entry["sha256"] for entry in _index(run)})
+    _approve(run, [1])
     with pytest.raises(ReviewError, match="flagged"):
         export_run(run, approved_only=True)
 
 
-def test_release_drop_flagged_recorded(run_factory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_release_drop_flagged_recorded(run_factory) -> None:
     run = run_factory(n_scans=2, flagged=(0,))
-    _approve(monkeypatch, {entry["sha256"] for entry in _index(run)})
+    _approve(run, [1])
     summary = export_run(run, approved_only=True, drop_flagged=True)
     card = json.loads(summary.card_path.read_text())
     assert summary.written == ["syn-0001.nii.gz"]
