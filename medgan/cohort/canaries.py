@@ -142,6 +142,8 @@ def detect_canary(volume: np.ndarray, spacing_mm: float, pattern: CanaryPattern 
     size = kernel.shape[0]
     if any(extent < size for extent in volume.shape):
         raise ConfigError(f"volume of shape {volume.shape} is smaller than the {size}-voxel canary at {spacing_mm} mm")
+    if float(np.ptp(volume)) == 0.0:
+        return 0.0
     count = kernel.size
     centred = kernel - kernel.mean()
     centred /= np.linalg.norm(centred)

@@ -131,13 +131,36 @@ def _brain_mask(gm: np.ndarray, wm: np.ndarray) -> np.ndarray:
     return mask
 
 
+def _block_mean(volume: np.ndarray, affine: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """Average ``factor``-cubes of voxels, returning the smaller volume and its affine."""
+    if factor <= 1:
+        return volume, affine
+    shape = [extent // factor for extent in volume.shape]
+    cropped = volume[: shape[0] * factor, : shape[1] * factor, : shape[2] * factor]
+    # (X, Y, Z) -> (X/f, f, Y/f, f, Z/f, f) -> mean over the block axes.
+    blocks = cropped.reshape(shape[0], factor, shape[1], factor, shape[2], factor).mean(axis=(1, 3, 5))
+    # The first block's centre sits (f - 1) / 2 source voxels from the first voxel.
+    scaled = affine.copy()
+    scaled[:3, :3] = affine[:3, :3] * factor
+    scaled[:3, 3] = (affine @ np.append(np.full(3, (factor - 1) / 2.0), 1.0))[:3]
+    return blocks, scaled
+
+
 def _resample(volume: np.ndarray, source_affine: np.ndarray, target_affine: np.ndarray, grid: int, spacing_mm: float) -> np.ndarray:
-    """Resample ``volume`` onto the target grid with Gaussian anti-aliasing and linear interpolation."""
+    """Resample ``volume`` onto the target grid with anti-aliasing and linear interpolation.
+
+    A block mean first reduces the source to about half the target spacing, which is
+    much faster than a wide Gaussian on 8.7 million voxels; a Gaussian then removes what
+    the target grid cannot represent.
+    """
     source_spacing = float(np.abs(np.diag(source_affine)[:3]).mean())
-    sigma = max(0.0, 0.5 * (spacing_mm / source_spacing - 1.0))
-    smoothed = ndimage.gaussian_filter(volume, sigma) if sigma > 0 else volume
+    factor = max(1, int(spacing_mm / source_spacing / 2.0))
+    reduced, reduced_affine = _block_mean(volume, source_affine, factor)
+    reduced_spacing = source_spacing * factor
+    sigma = max(0.0, 0.5 * (spacing_mm / reduced_spacing - 1.0))
+    smoothed = ndimage.gaussian_filter(reduced, sigma) if sigma > 0 else reduced
     # Target voxel index -> world mm -> source voxel index, as one affine map.
-    target_to_source = np.linalg.inv(source_affine) @ target_affine
+    target_to_source = np.linalg.inv(reduced_affine) @ target_affine
     return ndimage.affine_transform(
         smoothed,
         target_to_source[:3, :3],
