@@ -17,6 +17,7 @@ nibabel does the parsing; this module adds what nibabel leaves to the caller:
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import zlib
 from pathlib import Path
@@ -44,38 +45,56 @@ def is_nifti_path(path: Path) -> bool:
     return name.endswith(".nii") or name.endswith(".nii.gz")
 
 
-def _load_image(path: Path) -> tuple[nib.Nifti1Image, list[str]]:
-    """Load the header and data of ``path``, whatever its name says about compression."""
+def _read_bytes(path: Path) -> tuple[bytes, list[str]]:
+    """Return the uncompressed file content, deciding on gzip by the magic bytes, not the name."""
     warnings: list[str] = []
     try:
-        with open(path, "rb") as stream:
-            magic = stream.read(2)
+        data = path.read_bytes()
     except OSError as error:
         raise InputError(f"{path}: cannot be read ({error.strerror})") from None
     named_gzip = path.name.lower().endswith(".gz")
-    is_gzip = magic == _GZIP_MAGIC
-    if named_gzip == is_gzip:
+    is_gzip = data[:2] == _GZIP_MAGIC
+    if named_gzip and not is_gzip:
+        warnings.append("the file is not gzip-compressed despite its .gz name; it was read as plain NIfTI")
+    elif is_gzip and not named_gzip:
+        warnings.append("the file is gzip-compressed despite its .nii name; it was decompressed")
+    if is_gzip:
         try:
-            image = nib.load(path)
-        except Exception as error:  # nibabel raises many types for a bad header
-            raise InputError(f"{path}: not a readable NIfTI file ({type(error).__name__}: {error})") from None
-    else:
-        if named_gzip:
-            warnings.append("the file is not gzip-compressed despite its .gz name; it was read as plain NIfTI")
-        else:
-            warnings.append("the file is gzip-compressed despite its .nii name; it was decompressed")
-        try:
-            data = path.read_bytes()
-            if is_gzip:
-                data = gzip.decompress(data)
+            data = gzip.decompress(data)
         except (EOFError, OSError, zlib.error) as error:
             raise InputError(f"{path}: the gzip stream is truncated or corrupt ({error}); copy the file again") from None
-        try:
-            image = nib.Nifti1Image.from_bytes(data)
-        except Exception as error:
-            raise InputError(f"{path}: not a readable NIfTI file ({type(error).__name__}: {error})") from None
-    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
-        raise InputError(f"{path}: is a {type(image).__name__}, not NIfTI; convert it to .nii or .nii.gz")
+    return data, warnings
+
+
+def _load_image(path: Path) -> tuple[nib.Nifti1Image, list[str]]:
+    """Parse the header and wrap the data of ``path``; an invalid scl_inter is set to 0 first.
+
+    nibabel refuses a file whose scl_slope is valid but whose scl_inter is NaN, so the
+    intercept is repaired in the header bytes (with a warning) before parsing.
+    """
+    data, warnings = _read_bytes(path)
+    header_size = 0
+    for byteorder in ("little", "big"):
+        header_size = int.from_bytes(data[:4], byteorder)
+        if header_size in (348, 540) and len(data) >= header_size:
+            break
+    else:
+        raise InputError(f"{path}: not a NIfTI file (no 348- or 540-byte header at its start); check that it is .nii or .nii.gz")
+    image_class, header_class = (nib.Nifti1Image, nib.Nifti1Header) if header_size == 348 else (nib.Nifti2Image, nib.Nifti2Header)
+    try:
+        header = header_class.from_fileobj(io.BytesIO(data[:header_size]))
+    except Exception as error:  # nibabel raises several types for a bad header
+        raise InputError(f"{path}: not a readable NIfTI file ({type(error).__name__}: {error})") from None
+    slope = float(header["scl_slope"])
+    inter = float(header["scl_inter"])
+    if slope != 0.0 and np.isfinite(slope) and not np.isfinite(inter):
+        warnings.append(f"scl_inter is {inter} while scl_slope is {slope}; the intercept was taken as 0")
+        header["scl_inter"] = 0.0
+        data = header.binaryblock + data[header_size:]
+    try:
+        image = image_class.from_bytes(data)
+    except Exception as error:
+        raise InputError(f"{path}: not a readable NIfTI file ({type(error).__name__}: {error})") from None
     return image, warnings
 
 
@@ -110,20 +129,18 @@ def _squeeze_to_3d(raw: np.ndarray, path: Path) -> np.ndarray:
     return raw
 
 
-def _scale(raw: np.ndarray, header: nib.Nifti1Header) -> tuple[np.ndarray, list[str]]:
-    """Apply scl_slope/scl_inter once, following the NIfTI-1 rules for 0 and NaN."""
-    warnings: list[str] = []
-    slope = float(header["scl_slope"])
-    inter = float(header["scl_inter"])
-    if slope == 0.0 or not np.isfinite(slope):
-        return raw.astype(np.float32), warnings
-    if not np.isfinite(inter):
-        warnings.append(f"scl_inter is {inter} while scl_slope is {slope}; the intercept was taken as 0")
-        inter = 0.0
+def _scale(raw: np.ndarray, image: nib.Nifti1Image) -> np.ndarray:
+    """Apply scl_slope/scl_inter once to the unscaled values.
+
+    nibabel's array proxy holds the scaling after the NIfTI-1 rule (slope 0 or NaN
+    becomes slope 1, intercept 0) and resets the header fields to NaN, so the proxy's
+    values are the ones to use.
+    """
+    slope = float(image.dataobj.slope)
+    inter = float(image.dataobj.inter)
     if slope == 1.0 and inter == 0.0:
-        return raw.astype(np.float32), warnings
-    scaled = raw.astype(np.float64) * slope + inter
-    return scaled.astype(np.float32), warnings
+        return raw.astype(np.float32)
+    return (raw.astype(np.float64) * slope + inter).astype(np.float32)
 
 
 def _corners(shape: tuple[int, ...]) -> np.ndarray:
@@ -176,12 +193,12 @@ def read_nifti(path: Path) -> Volume:
     image, warnings = _load_image(path)
     header = image.header
     raw = _squeeze_to_3d(_read_raw(image, path), path)
-    array, scale_warnings = _scale(raw, header)
+    array = _scale(raw, image)
     try:
         affine, affine_warnings = _affine(header, array.shape)
     except InputError as error:
         raise InputError(f"{path}: {error}") from None
-    warnings += scale_warnings + affine_warnings
+    warnings += affine_warnings
     for message in warnings:
         logger.warning("%s", message)
     return Volume(array=array, affine=affine, modality=None, warnings=warnings)
