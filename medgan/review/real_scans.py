@@ -108,12 +108,14 @@ def load_real_scan(run_dir: Path, scan_id: str, modality: str | None, preprocess
         raise InputError(f"the scan of {scan_id} could not be loaded ({type(error).__name__}); check the site data with `medgan validate`") from None
     try:
         from medgan.data.config import PreprocessConfig
-        from medgan.data.preprocess import preprocess_volume
+        from medgan.data.preprocess import canonical_affine, denormalize, preprocess_volume
     except ImportError:
         # NOTE: without the preprocessing stage the real scan is shown in its own geometry.
         logger.info("medgan.data.preprocess is unavailable; showing %s without preprocessing", scan_id)
         return _canonical(volume.array, volume.affine)
     config = PreprocessConfig(**(preprocess or {}))
-    prepared = np.asarray(preprocess_volume(volume, config, volume.modality or modality))  # (1, G, G, G)
-    spacing = float(config.spacing_mm)
-    return _canonical(prepared[0], np.diag([spacing, spacing, spacing, 1.0]))
+    branch = volume.modality or modality or "CT"
+    prepared = np.asarray(preprocess_volume(volume, config, branch))  # (1, G, G, G) in [-1, 1]
+    # NOTE: assumes synthetic files hold intensity units (HU for CT) as the export needs; the
+    # default percentile window shows both scans alike either way.
+    return _canonical(denormalize(prepared[0], config, branch), canonical_affine(config))

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from click.testing import CliRunner
+from conftest import EVALUATION_ID
+
+from medgan.cli.main import cli
+from medgan.review.approvals import audit_log_path, record_decision
+
+
+def _approve(run_dir: Path, index: int) -> None:
+    entry = json.loads((run_dir / "report.json").read_text())["synthetic"][index]
+    record_decision(run_dir, reviewer="ana", role="reviewer", identity_source="local", scan_file=entry["file"], scan_sha256=entry["sha256"], evaluation_id=EVALUATION_ID, decision="approve", reason="ok", flagged=False)
+
+
+def test_reviewers_add_password_stdin(tmp_path: Path) -> None:
+    registry = tmp_path / "reviewers.json"
+    result = CliRunner().invoke(cli, ["reviewers", "add", "ana", "--role", "privacy-officer", "--password-stdin", "--registry", str(registry)], input="long-enough-pw\n")
+    assert result.exit_code == 0, result.output
+    stored = json.loads(registry.read_text())["reviewers"]["ana"]
+    assert stored["role"] == "privacy-officer"
+    assert stored["password_hash"].startswith("$argon2id$")
+    assert "long-enough-pw" not in registry.read_text()
+
+
+def test_reviewers_add_short_password(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["reviewers", "add", "ana", "--role", "reviewer", "--password-stdin", "--registry", str(tmp_path / "r.json")], input="short\n")
+    assert result.exit_code == 2
+    assert "shorter than 10 characters" in result.output
+
+
+def test_reviewers_list(tmp_path: Path) -> None:
+    registry = tmp_path / "reviewers.json"
+    CliRunner().invoke(cli, ["reviewers", "add", "ana", "--role", "reviewer", "--password-stdin", "--registry", str(registry)], input="long-enough-pw\n")
+    CliRunner().invoke(cli, ["reviewers", "add", "olga@example.org", "--role", "privacy-officer", "--oidc", "--registry", str(registry)])
+    result = CliRunner().invoke(cli, ["reviewers", "list", "--registry", str(registry)])
+    assert result.output.splitlines() == ["ana\treviewer\tpassword", "olga@example.org\tprivacy-officer\tidentity provider"]
+
+
+def test_audit_verify_intact(run_dir: Path) -> None:
+    _approve(run_dir, 0)
+    _approve(run_dir, 2)
+    result = CliRunner().invoke(cli, ["audit", "verify", str(run_dir)])
+    assert result.exit_code == 0
+    assert "2 rows, chain intact" in result.output
+
+
+def test_audit_verify_tampered(run_dir: Path) -> None:
+    _approve(run_dir, 0)
+    _approve(run_dir, 2)
+    connection = sqlite3.connect(audit_log_path(run_dir))
+    connection.execute("DROP TRIGGER decisions_no_update")
+    connection.execute("UPDATE decisions SET reason = 'edited later' WHERE seq = 1")
+    connection.commit()
+    connection.close()
+    result = CliRunner().invoke(cli, ["audit", "verify", str(run_dir)])
+    assert result.exit_code == 2
+    assert "row 1: content does not match its hash" in result.output
+
+
+def test_audit_verify_missing_log(run_dir: Path) -> None:
+    result = CliRunner().invoke(cli, ["audit", "verify", str(run_dir)])
+    assert result.exit_code == 2
+    assert "not found" in result.output
+
+
+def test_dashboard_missing_runs(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["dashboard", "--runs", str(tmp_path / "absent")])
+    assert result.exit_code == 2
+    assert "runs folder" in result.output
