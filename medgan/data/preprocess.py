@@ -7,7 +7,8 @@ The chain, applied to a channel-first MetaTensor that carries the scan's affine:
    MR by per-scan percentiles (``ScaleIntensityRangePercentiles``, clipped);
 2. ``Orientation`` to RAS;
 3. ``GaussianSmooth`` with sigma ``(factor - 1) / 2`` voxels per axis before
-   downsampling (the anti-aliasing rule scikit-image uses), when ``antialias`` is on;
+   downsampling (the anti-aliasing rule scikit-image uses), when ``antialias`` is on,
+   between a replicating ``BorderPad`` and a ``SpatialCrop`` so edges stay unchanged;
 4. ``Spacing`` to isotropic ``spacing_mm`` (bilinear);
 5. ``fit="crop_pad"``: ``ResizeWithPadOrCrop`` to ``grid`` around the centre, padding
    with -1 (the background after step 1); ``fit="resize"``: pad to a cube, then
@@ -136,7 +137,9 @@ def _build_chain(volume: Volume, config: PreprocessConfig, modality: str) -> Any
         ResizeWithPadOrCrop,
         ScaleIntensityRange,
         ScaleIntensityRangePercentiles,
+        BorderPad,
         Spacing,
+        SpatialCrop,
         SpatialPad,
     )
 
@@ -152,14 +155,38 @@ def _build_chain(volume: Volume, config: PreprocessConfig, modality: str) -> Any
         factors = config.spacing_mm / _oriented_spacing(volume.affine)
         sigma = [max(0.0, (factor - 1.0) / 2.0) for factor in factors]
         if max(sigma) > 0:
-            steps.append(GaussianSmooth(sigma=sigma))
+            steps.append(_EdgeSafeSmooth(sigma, GaussianSmooth, BorderPad, SpatialCrop))
     steps.append(Spacing(pixdim=config.spacing_mm, mode="bilinear", padding_mode="border"))
     if config.fit == "crop_pad":
         steps.append(ResizeWithPadOrCrop(spatial_size=config.grid, mode="constant", value=_BACKGROUND))
     else:
         steps.append(_PadToCube(SpatialPad))
-        steps.append(Resize(spatial_size=config.grid, mode="area"))
+        steps.append(Resize(spatial_size=(config.grid,) * 3, mode="area"))
     return Compose(steps)
+
+
+class _EdgeSafeSmooth:
+    """GaussianSmooth with replicated borders.
+
+    MONAI's GaussianSmooth convolves with zero padding, which pulls every edge voxel
+    towards 0 (mid-grey after intensity scaling) and draws a bright frame around the
+    background.  Padding by the kernel's reach with edge values first, then cropping
+    back, leaves a constant region constant.
+    """
+
+    def __init__(self, sigma: list[float], smooth: type, border_pad: type, crop: type) -> None:
+        # GaussianSmooth truncates its kernel at 4 sigma.
+        self._margins = [int(np.ceil(4.0 * value)) for value in sigma]
+        self._pad = border_pad(spatial_border=[margin for margin in self._margins for _ in (0, 1)], mode="replicate")
+        self._smooth = smooth(sigma=sigma)
+        self._crop = crop
+
+    def __call__(self, image: Any) -> Any:
+        shape = image.shape[1:]
+        smoothed = self._smooth(self._pad(image))
+        start = self._margins
+        end = [margin + size for margin, size in zip(self._margins, shape)]
+        return self._crop(roi_start=start, roi_end=end)(smoothed)
 
 
 class _PadToCube:
