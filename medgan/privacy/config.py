@@ -23,4 +23,12 @@ class PrivacyConfig(Section):
     accountant: Literal["prv", "rdp"] = Field("prv", description="Accountant for the reported epsilon; the other cross-checks it.")
     secure_mode: bool = Field(False, description="Draw DP noise from an OS-entropy seed that is never stored (release runs).")
     cohort_budget: float | None = Field(None, gt=0, description="Maximum epsilon summed over all runs on this cohort.")
+    max_epsilon: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "Largest epsilon a run may plan to spend. Above 10 the guarantee bounds an attacker's odds "
+            "by more than e^10 (about 22,000), which protects little; raise it only for comparisons."
+        ),
+    )
     ledger_dir: Path | None = Field(None, description="Folder of the per-cohort ledger; default ~/.medgan/ledger.")
