@@ -53,7 +53,7 @@ def _show_item(context: RunContext, item) -> None:
         images = [encode_png(volume, plane, plane_length(volume.array.shape, plane) // 2, low, high) for plane in PLANES]
     # Captions carry no file name or id, so nothing on screen tells the reader the answer.
     for column, image, plane in zip(st.columns(3), images, PLANES):
-        column.image(image, caption=plane)
+        column.image(image, caption=plane, width=320)
 
 
 def render_reader_study(context: RunContext, identity: Identity | None) -> None:

@@ -18,6 +18,9 @@ __all__ = ["render_viewer", "load_real_display", "real_slice_png"]
 
 logger = logging.getLogger(__name__)
 
+IMAGE_WIDTH = 320
+"""Display width of every slice in CSS pixels, so compared slices have the same scale."""
+
 
 def load_real_display(context: RunContext, scan_id: str, modality: str) -> DisplayVolume | None:
     """Load a real scan (nearest training or holdout) through the cache, or show why it is unavailable."""
@@ -78,11 +81,21 @@ def render_viewer(context: RunContext, identity: Identity | None, file: str, pre
     elif nearest_id:
         nearest = load_real_display(context, str(nearest_id), modality)
 
+    if nearest is None:
+        # Nothing to compare with: the three planes side by side.
+        for column, plane in zip(st.columns(3), PLANES):
+            with column:
+                index = _plane_slider(volume, plane, prefix)
+                st.image(cached_slice_png(key.path, key.size, key.mtime_ns, key.sha256, plane, index, low, high), caption=f"synthetic {file}, {plane} {index}", width=IMAGE_WIDTH)
+        return
     for plane in PLANES:
-        length = plane_length(volume.array.shape, plane)
-        index = st.slider(f"{plane.capitalize()} slice", 0, length - 1, length // 2, key=f"{prefix}_{plane}")
-        columns = st.columns(2)
-        columns[0].image(cached_slice_png(key.path, key.size, key.mtime_ns, key.sha256, plane, index, low, high), caption=f"synthetic {file}, {plane} {index}")
-        if nearest is not None:
-            fraction = index / max(length - 1, 1)
-            columns[1].image(real_slice_png(nearest, plane, fraction, modality, preset), caption=f"nearest training scan {nearest_id} (reviewers only, not downloadable)")
+        index = _plane_slider(volume, plane, prefix)
+        left, right = st.columns(2)
+        left.image(cached_slice_png(key.path, key.size, key.mtime_ns, key.sha256, plane, index, low, high), caption=f"synthetic {file}, {plane} {index}", width=IMAGE_WIDTH)
+        fraction = index / max(plane_length(volume.array.shape, plane) - 1, 1)
+        right.image(real_slice_png(nearest, plane, fraction, modality, preset), caption=f"nearest training scan {nearest_id}, {plane} (reviewers only)", width=IMAGE_WIDTH)
+
+
+def _plane_slider(volume: DisplayVolume, plane: str, prefix: str) -> int:
+    length = plane_length(volume.array.shape, plane)
+    return st.slider(f"{plane.capitalize()} slice", 0, length - 1, length // 2, key=f"{prefix}_{plane}")

@@ -68,6 +68,7 @@ def dashboard(runs: Path, port: int, host: str, registry: Path | None) -> None:
         "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false",
         "--server.enableXsrfProtection", "true",
+        "--client.toolbarMode", "minimal",
     ]  # fmt: skip
     click.echo(f"medgan dashboard on http://{host}:{port} (runs: {runs})", err=True)
     process = subprocess.Popen(command, env=environment, cwd=app.parent)

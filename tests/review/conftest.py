@@ -21,7 +21,22 @@ def write_volume(path: Path, array: np.ndarray) -> str:
     return sha256_file(path)
 
 
-def make_run(root: Path, name: str = "run-a", n_synthetic: int = 3, flagged: tuple[int, ...] = (1,), private: bool = True, size: int = 16) -> Path:
+def phantom(size: int, seed: int) -> np.ndarray:
+    """Return a chest-like CT phantom in HU: body, two lungs, a spine and a heart, (X, Y, Z)."""
+    rng = np.random.default_rng(seed)
+    grid = (np.indices((size, size, size)) + 0.5) / size * 2 - 1  # (3, X, Y, Z) in [-1, 1]
+    x, y, z = grid
+    jitter = rng.uniform(-0.05, 0.05, size=4)
+    volume = np.full((size, size, size), -1000.0)
+    volume[(x / 0.85) ** 2 + ((y + jitter[0]) / 0.6) ** 2 < 1] = 40.0
+    for side in (-1, 1):
+        volume[((x - side * (0.38 + jitter[1])) / 0.28) ** 2 + ((y + 0.05) / 0.4) ** 2 + (z / 0.85) ** 2 < 1] = -820.0
+    volume[((x + 0.08) / 0.2) ** 2 + ((y - 0.15 - jitter[2]) / 0.2) ** 2 + ((z + 0.2) / 0.35) ** 2 < 1] = 60.0
+    volume[(x / 0.09) ** 2 + ((y + 0.42 + jitter[3]) / 0.09) ** 2 < 1] = 700.0
+    return volume + rng.normal(0, 15, size=volume.shape)
+
+
+def make_run(root: Path, name: str = "run-a", n_synthetic: int = 3, flagged: tuple[int, ...] = (1,), private: bool = True, size: int = 16, realistic: bool = False) -> Path:
     """Create ``root/name`` with synthetic scans, a report, an id map and a training log."""
     run = root / name
     rng = np.random.default_rng(len(name))
@@ -29,7 +44,7 @@ def make_run(root: Path, name: str = "run-a", n_synthetic: int = 3, flagged: tup
     train_ids = []
     for index in range(2):
         scan_id = f"scan-{index:012x}"
-        write_volume(site / f"train{index}.nii.gz", rng.normal(size=(size, size, size)) * 100)
+        write_volume(site / f"train{index}.nii.gz", phantom(size, 100 + index) if realistic else rng.normal(size=(size, size, size)) * 100)
         train_ids.append(scan_id)
     holdout_id = "scan-00000000ffff"
     write_volume(site / "holdout.nii.gz", rng.normal(size=(size, size, size)) * 100)
@@ -43,8 +58,11 @@ def make_run(root: Path, name: str = "run-a", n_synthetic: int = 3, flagged: tup
     synthetic, per_scan, flagged_rows = [], [], []
     for index in range(n_synthetic):
         file = f"syn-{index:04d}.nii.gz"
-        array = np.zeros((size, size, size))
-        array[index : index + size // 2, 2:10, 3:12] = 50.0 * (index + 1)
+        if realistic:
+            array = phantom(size, index)
+        else:
+            array = np.zeros((size, size, size))
+            array[index : index + size // 2, 2:10, 3:12] = 50.0 * (index + 1)
         digest = write_volume(run / "synthetic" / file, array)
         synthetic.append({"file": file, "labels": {"condition": "chest_ct"}, "sha256": digest})
         is_flagged = index in flagged
@@ -56,7 +74,7 @@ def make_run(root: Path, name: str = "run-a", n_synthetic: int = 3, flagged: tup
         "medgan_version": "0.1.0",
         "run_name": name,
         "created_utc": "2026-12-04T12:00:00+00:00",
-        "config": {"name": name, "preprocess": {"grid": size}, "privacy": {"enabled": private}},
+        "config": {"name": name, "preprocess": {"grid": size, "spacing_mm": 1.0}, "privacy": {"enabled": private}},
         "data": {"n_patients": 3, "n_scans": 3, "labels": ["chest_ct"], "profile": "ct"},
         "privacy": {
             "private": private,
