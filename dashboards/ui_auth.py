@@ -29,7 +29,7 @@ def current_identity(registry: ReviewerRegistry) -> Identity | None:
     assigns the role; without one, only a registry password sign-in counts.
     """
     if oidc_configured():
-        if not st.user.is_logged_in:
+        if not st.user.get("is_logged_in", False):
             return None
         email = str(st.user.get("email") or "")
         role = registry.role_of(email) if email else None

@@ -13,7 +13,7 @@ import click
 
 from medgan.errors import ConfigError, InputError
 
-__all__ = ["dashboard", "find_app"]
+__all__ = ["dashboard", "find_app", "streamlit_command"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +42,40 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def streamlit_command(app: Path, host: str, port: int, secrets: Path | None = None) -> list[str]:
+    """Return the ``streamlit run`` command line for ``app`` on ``host:port``.
+
+    Usage statistics are off (the machine may have no route out, and nothing about a
+    review session should leave the site), the file watcher is off (the runs folder may
+    be large), and XSRF protection stays on.
+    """
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app),
+        "--server.address", host,
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false",
+        "--server.enableXsrfProtection", "true",
+        "--client.toolbarMode", "minimal",
+    ]  # fmt: skip
+    if secrets is not None:
+        command += ["--secrets.files", str(secrets)]
+    return command
+
+
 @click.command("dashboard")
 @click.option("--runs", "runs", required=True, type=click.Path(path_type=Path), help="Folder that contains the run folders to review.")
 @click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535), help="TCP port to listen on.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; anything but loopback exposes scans to the network.")
 @click.option("--registry", type=click.Path(path_type=Path), default=None, help="Reviewer registry JSON (default: $MEDGAN_REVIEWER_REGISTRY or ~/.config/medgan/reviewers.json).")
-def dashboard(runs: Path, port: int, host: str, registry: Path | None) -> None:
+@click.option(
+    "--secrets",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Streamlit secrets.toml with an [auth] section for the site's OpenID Connect provider (default: .streamlit/secrets.toml of the current folder).",
+)
+def dashboard(runs: Path, port: int, host: str, registry: Path | None, secrets: Path | None) -> None:
     """Start the reviewer dashboard on a runs folder and wait until it stops (Ctrl+C)."""
     if not runs.is_dir():
         raise InputError(f"runs folder {runs} not found; pass the folder that contains your run folders")
@@ -60,18 +88,9 @@ def dashboard(runs: Path, port: int, host: str, registry: Path | None) -> None:
     environment["MEDGAN_RUNS_DIR"] = str(runs.resolve())
     if registry is not None:
         environment["MEDGAN_REVIEWER_REGISTRY"] = str(registry.resolve())
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(app),
-        "--server.address", host,
-        "--server.port", str(port),
-        "--server.headless", "true",
-        "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false",
-        "--server.enableXsrfProtection", "true",
-        "--client.toolbarMode", "minimal",
-    ]  # fmt: skip
+    command = streamlit_command(app, host, port, secrets.resolve() if secrets is not None else None)
     click.echo(f"medgan dashboard on http://{host}:{port} (runs: {runs})", err=True)
-    process = subprocess.Popen(command, env=environment, cwd=app.parent)
+    process = subprocess.Popen(command, env=environment)
     try:
         code = process.wait()
     except KeyboardInterrupt:

@@ -153,3 +153,57 @@ def test_query_params_open_scan(app_env: Path) -> None:
     app.query_params["scan"] = "syn-0002.nii.gz"
     app.run()
     assert app.selectbox(key="viewer_scan").value == "syn-0002.nii.gz"
+
+
+def test_oidc_configured_hides_password_form(app_env: Path) -> None:
+    app = AppTest.from_file(str(APP), default_timeout=60)
+    app.secrets["auth"] = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "x" * 32, "client_id": "medgan", "client_secret": "s", "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+    app.run()
+    assert [button.key for button in app.sidebar.button] == ["sign_in_oidc"]
+    assert len(app.sidebar.text_input) == 0
+
+
+def test_changed_file_blocks_decision(app_env: Path) -> None:
+    import numpy as np
+    from conftest import write_volume
+
+    write_volume(app_env / "synthetic" / "syn-0000.nii.gz", np.ones((16, 16, 16)))
+    app = _open(_sign_in(_start(), "ana"), "Review queue")
+    _decide(app, "syn-0000.nii.gz", "approve", "looks fine")
+    assert any("changed after the evaluation" in element.value for element in app.error)
+    assert approved_hashes(app_env, EVALUATION_ID) == set()
+
+
+def test_tampered_log_shown_in_queue(app_env: Path) -> None:
+    import sqlite3
+
+    app = _open(_sign_in(_start(), "ana"), "Review queue")
+    _decide(app, "syn-0000.nii.gz", "approve", "looks fine")
+    connection = sqlite3.connect(app_env / "review" / "audit.sqlite")
+    connection.execute("DROP TRIGGER decisions_no_update")
+    connection.execute("UPDATE decisions SET reviewer = 'mallory'")
+    connection.commit()
+    connection.close()
+    app.run()
+    assert any("failed verification" in element.value for element in app.error)
+
+
+def test_constant_volume_displays(runs_dir: Path, app_env: Path) -> None:
+    import json
+
+    import numpy as np
+    from conftest import write_volume
+
+    report_path = app_env / "report.json"
+    report = json.loads(report_path.read_text())
+    report["synthetic"][1]["sha256"] = write_volume(app_env / "synthetic" / "syn-0001.nii.gz", np.zeros((16, 16, 16)))
+    report_path.write_text(json.dumps(report))
+    app = _open(_start(), "Scan viewer")
+    assert len(app.get("image")) == 3
+
+
+def test_traversal_query_param_ignored(app_env: Path) -> None:
+    app = AppTest.from_file(str(APP), default_timeout=60)
+    app.query_params["run"] = "../run-a"
+    app.run()
+    assert app.sidebar.selectbox(key="run").value == "run-a"

@@ -62,3 +62,24 @@ def test_rewritten_file_new_key(tmp_path: Path) -> None:
     before = volume_key(path)
     write_volume(path, np.ones((8, 8, 8)))
     assert volume_key(path).sha256 != before.sha256
+
+
+def test_slider_moves_load_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ui_cache
+
+    from medgan.review.volumes import load_display_volume, volume_key
+
+    loads = []
+
+    def counting_load(key):
+        loads.append(key.sha256)
+        return load_display_volume(key)
+
+    monkeypatch.setattr(ui_cache, "load_display_volume", counting_load)
+    array = np.zeros((32, 32, 32), dtype=np.float32)
+    array[3, 5, 7] = 17.0  # content unique to this test, so no earlier cache entry matches
+    write_volume(tmp_path / "c.nii.gz", array)
+    key = volume_key(tmp_path / "c.nii.gz")
+    for index in range(32):
+        ui_cache.cached_slice_png(key.path, key.size, key.mtime_ns, key.sha256, "axial", index, 0.0, 17.0)
+    assert loads == [key.sha256]

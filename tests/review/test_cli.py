@@ -71,3 +71,19 @@ def test_dashboard_missing_runs(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["dashboard", "--runs", str(tmp_path / "absent")])
     assert result.exit_code == 2
     assert "runs folder" in result.output
+
+
+def test_dashboard_binds_loopback_by_default() -> None:
+    from medgan.cli.dashboard_cmd import dashboard
+
+    host = next(param for param in dashboard.params if param.name == "host")
+    assert host.default == "127.0.0.1"
+
+
+def test_streamlit_command_address() -> None:
+    from medgan.cli.dashboard_cmd import find_app, streamlit_command
+
+    command = streamlit_command(find_app(), "127.0.0.1", 8600)
+    assert command[command.index("--server.address") + 1] == "127.0.0.1"
+    assert command[command.index("--server.port") + 1] == "8600"
+    assert command[command.index("--browser.gatherUsageStats") + 1] == "false"
