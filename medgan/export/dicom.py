@@ -210,51 +210,54 @@ def write_dicom_series(
     )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    # One dataset holds the attributes every slice shares; each slice then sets only
+    # its own UID, number, position and pixels before it is written.
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = "MEDGAN_" + __version__.replace(".", "_")[:8]
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = sop_class
+    ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL" if options.modality == "CT" else "OTHER"]
+    _patient_study_series(ds, options, result, now)
+    # General Image.
+    ds.PatientOrientation = ""
+    ds.ContentDate = now.strftime("%Y%m%d")
+    ds.ContentTime = now.strftime("%H%M%S")
+    ds.BurnedInAnnotation = "NO"
+    ds.RecognizableVisualFeatures = "YES" if options.recognizable_features else "NO"
+    ds.LossyImageCompression = "00"
+    ds.DerivationDescription = "Synthetic image sampled from a generative model; no acquired data"
+    # Image Plane.
+    ds.ImageOrientationPatient = [_ds(value) for value in geometry.orientation]
+    ds.PixelSpacing = [_ds(value) for value in geometry.pixel_spacing]
+    ds.SliceThickness = _ds(geometry.slice_spacing)
+    if options.modality == "MR":
+        ds.SpacingBetweenSlices = _ds(geometry.slice_spacing)
+    # Image Pixel.
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = array.shape[1], array.shape[0]
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = pixel_representation
+    _modality_module(ds, options)
+    if options.window is not None:
+        lower, upper = options.window
+        ds.WindowCenter = _ds((lower + upper) / 2.0)
+        ds.WindowWidth = _ds(upper - lower)
+
     for instance, k in enumerate(geometry.order, start=1):
         sop_uid = new_uid()
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = sop_class
         meta.MediaStorageSOPInstanceUID = sop_uid
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-        meta.ImplementationVersionName = "MEDGAN_" + __version__.replace(".", "_")[:8]
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID = sop_class
         ds.SOPInstanceUID = sop_uid
-        ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL" if options.modality == "CT" else "OTHER"]
-        _patient_study_series(ds, options, result, now)
-        # General Image.
         ds.InstanceNumber = instance
-        ds.PatientOrientation = ""
-        ds.ContentDate = now.strftime("%Y%m%d")
-        ds.ContentTime = now.strftime("%H%M%S")
-        ds.BurnedInAnnotation = "NO"
-        ds.RecognizableVisualFeatures = "YES" if options.recognizable_features else "NO"
-        ds.LossyImageCompression = "00"
-        ds.DerivationDescription = "Synthetic image sampled from a generative model; no acquired data"
-        # Image Plane.
-        ds.ImageOrientationPatient = [_ds(value) for value in geometry.orientation]
         ds.ImagePositionPatient = [_ds(value) for value in geometry.positions[k]]
-        ds.PixelSpacing = [_ds(value) for value in geometry.pixel_spacing]
-        ds.SliceThickness = _ds(geometry.slice_spacing)
-        if options.modality == "MR":
-            ds.SpacingBetweenSlices = _ds(geometry.slice_spacing)
-        # Image Pixel: pixel (row r, column c) is voxel (c, r, k).
-        plane = np.ascontiguousarray(stored[:, :, k].T)  # (rows=Y, columns=X)
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows, ds.Columns = plane.shape
-        ds.BitsAllocated = 16
-        ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = pixel_representation
-        ds.PixelData = plane.tobytes()
-        _modality_module(ds, options)
-        if options.window is not None:
-            lower, upper = options.window
-            ds.WindowCenter = _ds((lower + upper) / 2.0)
-            ds.WindowWidth = _ds(upper - lower)
+        # Pixel (row r, column c) is voxel (c, r, k).
+        ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()  # (rows=Y, columns=X)
         path = folder / f"{instance:04d}.dcm"
         with atomic_path(path) as temporary:
             ds.save_as(temporary, enforce_file_format=True)

@@ -62,13 +62,20 @@ class Identifiers:
     paths: set[str] = field(default_factory=set)
     uids: set[str] = field(default_factory=set)
 
-    def patterns(self) -> list[tuple[str, str]]:
-        """Return ``(kind, casefolded text)`` pairs to search for, variants expanded."""
-        pairs: set[tuple[str, str]] = set()
+    def patterns(self) -> list[tuple[str, str, bool]]:
+        """Return ``(kind, casefolded text, whole word)`` triples to search for, variants expanded.
+
+        A family name alone is matched only as a whole word, so ``Doe`` does not fire
+        on ``does``; every other form matches anywhere.
+        """
+        pairs: set[tuple[str, str, bool]] = set()
         for name in self.names:
-            pairs.update(("name", variant) for variant in name_variants(name))
+            pairs.update(("name", variant, False) for variant in name_variants(name))
+            family = name.strip().casefold().split("=")[0].split("^")[0].strip()
+            if len(family) >= _MIN_TOKEN_LENGTH:
+                pairs.add(("name", family, True))
         for date in self.birth_dates:
-            pairs.update(("birth_date", variant) for variant in date_variants(date))
+            pairs.update(("birth_date", variant, False) for variant in date_variants(date))
         for kind, values in (
             ("id", self.ids),
             ("accession_number", self.accession_numbers),
@@ -78,7 +85,7 @@ class Identifiers:
             for value in values:
                 text = value.strip().casefold()
                 if len(text) >= _MIN_TOKEN_LENGTH:
-                    pairs.add((kind, text))
+                    pairs.add((kind, text, False))
         return sorted(pairs)
 
     def __len__(self) -> int:
@@ -108,8 +115,8 @@ def name_variants(name: str) -> set[str]:
     """Return the casefolded written forms of a DICOM person name.
 
     ``Doe^John`` gives ``doe^john``, ``doe john``, ``john doe``, ``doe, john``,
-    ``doe,john``, ``doejohn``, ``johndoe`` and the family name ``doe`` alone (when it
-    has at least three characters).
+    ``doe,john``, ``doejohn`` and ``johndoe``.  A name of one component is returned
+    as is; :meth:`Identifiers.patterns` adds the family name alone as a whole word.
     """
     text = name.strip().casefold()
     if not text:
@@ -131,7 +138,6 @@ def name_variants(name: str) -> set[str]:
                     f"{' '.join(given)}^{family}",
                 }
             )
-        variants.add(family)
     return {variant for variant in variants if len(variant) >= _MIN_TOKEN_LENGTH}
 
 
@@ -153,22 +159,28 @@ def date_variants(date: str) -> set[str]:
     }
 
 
-def _contains(haystack: str, needle: str) -> bool:
-    """Return True when ``needle`` occurs in ``haystack``; digit-only needles must stand alone."""
-    if not needle.replace("-", "").replace("/", "").replace(".", "").isdigit():
+def _contains(haystack: str, needle: str, whole_word: bool = False) -> bool:
+    """Return True when ``needle`` occurs in ``haystack``.
+
+    Digit-only needles must not touch another digit, and whole-word needles must not
+    touch a letter or digit, on either side.
+    """
+    digits_only = needle.replace("-", "").replace("/", "").replace(".", "").isdigit()
+    if not digits_only and not whole_word:
         return needle in haystack
+    touches = str.isalnum if whole_word else str.isdigit
     start = haystack.find(needle)
     while start >= 0:
         end = start + len(needle)
-        before = haystack[start - 1] if start > 0 else ""
-        after = haystack[end] if end < len(haystack) else ""
-        if not before.isdigit() and not after.isdigit():
+        before = haystack[start - 1] if start > 0 else " "
+        after = haystack[end] if end < len(haystack) else " "
+        if not touches(before) and not touches(after):
             return True
         start = haystack.find(needle, start + 1)
     return False
 
 
-def scan_text(text: str, identifiers: Identifiers, patterns: list[tuple[str, str]] | None = None) -> list[str]:
+def scan_text(text: str, identifiers: Identifiers, patterns: list[tuple[str, str, bool]] | None = None) -> list[str]:
     """Return the identifier kinds found in one decoded text value."""
     if not text:
         return []
@@ -178,8 +190,8 @@ def scan_text(text: str, identifiers: Identifiers, patterns: list[tuple[str, str
         if token in identifiers.uids:
             kinds.append("uid")
     folded = _UID_TOKEN.sub(" ", folded)
-    for kind, needle in patterns if patterns is not None else identifiers.patterns():
-        if kind not in kinds and _contains(folded, needle):
+    for kind, needle, whole_word in patterns if patterns is not None else identifiers.patterns():
+        if kind not in kinds and _contains(folded, needle, whole_word):
             kinds.append(kind)
     return kinds
 
@@ -317,7 +329,12 @@ def scan_folder(folder: str | Path, identifiers: Identifiers) -> list[Finding]:
         if not path.is_file():
             continue
         n_files += 1
-        for location, text in _file_values(path):
+        values = list(_file_values(path))
+        # One search over the whole file first; values are searched one by one only
+        # to locate a hit.  The newline keeps matches from spanning two values.
+        if not scan_text("\n".join(text for _, text in values), identifiers, patterns):
+            continue
+        for location, text in values:
             for kind in scan_text(text, identifiers, patterns):
                 findings.append(Finding(relative, location, kind))
     logger.info("leak scan: %d files checked against %d identifiers, %d findings", n_files, len(identifiers), len(findings))
