@@ -46,7 +46,7 @@ class PreprocessConfig(Section):
         ),
     )
     antialias: bool = Field(
-        True, description="Gaussian-smooth before downsampling (sigma = (factor - 1) / 2 voxels) so thin structures do not alias."
+        True, description="Area-average finer axes down to spacing_mm before interpolating, so thin structures do not alias."
     )
     ct_window: tuple[float, float] = Field((-1000.0, 1000.0), description="HU window mapped to [-1, 1] for CT.")
     mr_percentiles: tuple[float, float] = Field((0.5, 99.5), description="Percentiles mapped to [-1, 1] for MR.")

@@ -91,14 +91,16 @@ def test_resize_fits_whole_scan():
     assert output[8, 0, 0] == pytest.approx(-1.0)
 
 
-@pytest.mark.parametrize(("antialias", "aliased"), [(True, False), (False, True)], ids=["smoothed", "raw"])
+@pytest.mark.parametrize(("antialias", "aliased"), [(True, False), (False, True)], ids=["area", "interpolated"])
 def test_antialias_removes_stripes(antialias, aliased):
-    # Stripes with a 2 mm period sampled every 8 mm alias to a constant unless smoothed first.
+    # One bright plane in every 3 (1 mm voxels) sampled every 8 mm: interpolation alone
+    # turns it into a false coarse pattern (0, 0, -1, ...), area averaging into a
+    # nearly even grey.
     x = np.arange(64)
-    array = np.where(x % 2 == 0, -1000.0, 1000.0)[:, None, None] * np.ones((64, 16, 16))
+    array = np.where(x % 3 == 0, 1000.0, -1000.0)[:, None, None] * np.ones((64, 16, 16))
     volume = Volume(array=array, affine=np.eye(4), modality="CT")
     output = preprocess_volume(volume, PreprocessConfig(grid=8, spacing_mm=8.0, antialias=antialias), "CT")[0]
-    assert (abs(float(output[2:6, 3:5, 3:5].mean())) > 0.5) == aliased
+    assert (float(output[1:7, 3:5, 3:5].std()) > 0.3) == aliased
 
 
 def test_nonfinite_input_rejected():
@@ -141,3 +143,17 @@ def test_profile_digest_tracks_fields():
     assert profile_digest(PreprocessConfig(grid=16, spacing_mm=8.0, ct_window=(-1000.0, 400.0)), "CT") != base
     assert profile_digest(PreprocessConfig(grid=16, spacing_mm=8.0, fit="resize"), "CT") != base
     assert profile_digest(PROFILE, "MR") != base
+
+
+@pytest.mark.parametrize("antialias", [True, False], ids=["area", "interpolated"])
+def test_downsampled_block_stays_in_place(antialias):
+    # 64 mm cube at 1 mm centred on the world origin; a bright 4 mm block centred at
+    # x = +16 mm must land at x index 16 / 4 + 7.5 = 11.5 of the 16-voxel, 4 mm grid.
+    array = np.full((64, 64, 64), -1000.0)
+    array[46:50, 30:34, 30:34] = 1000.0
+    affine = np.diag([1.0, 1.0, 1.0, 1.0])
+    affine[:3, 3] = -31.5
+    output = preprocess_volume(Volume(array=array, affine=affine), PreprocessConfig(grid=16, spacing_mm=4.0, antialias=antialias), "CT")[0]
+    weights = output + 1.0
+    centre = [float((weights.sum(axis=tuple(a for a in range(3) if a != axis)) * np.arange(16)).sum() / weights.sum()) for axis in range(3)]
+    assert centre == pytest.approx([11.5, 7.5, 7.5], abs=0.05)
