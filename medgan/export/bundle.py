@@ -1,6 +1,6 @@
 """The release bundle: what leaves the hospital so others can sample new synthetic scans.
 
-The bundle holds exactly these files, copied from an allow-list and never by globbing
+The bundle contains exactly these files, copied from an allow-list and never by globbing
 a folder, so no discriminator, optimizer state, cache or training scan can slip in::
 
     generator.safetensors   generator weights (safetensors: loading runs no code)
@@ -79,7 +79,7 @@ def check_safetensors(path: Path) -> dict:
     """Parse the header of a safetensors file and return it.
 
     A file that is not safetensors (for example a torch pickle renamed) is rejected,
-    because unpickling runs arbitrary code on whoever loads the bundle.
+    because unpickling runs arbitrary code on the machine that loads the bundle.
 
     Raises:
         InputError: the file is not a valid safetensors file.

@@ -52,7 +52,7 @@ _UINT16 = np.iinfo(np.uint16)
 
 @dataclass(frozen=True)
 class SeriesOptions:
-    """What a series says about itself, beyond geometry and pixels.
+    """Descriptive attributes of a series, beyond geometry and pixels.
 
     Attributes:
         modality: "CT" (values in HU) or "MR" (non-negative arbitrary units).
@@ -210,7 +210,7 @@ def write_dicom_series(
     )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    # One dataset holds the attributes every slice shares; each slice then sets only
+    # One dataset contains the attributes every slice shares; each slice then sets only
     # its own UID, number, position and pixels before it is written.
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class

@@ -37,7 +37,7 @@ _ORTHOGONALITY_TOLERANCE = 1e-4
 class SliceGeometry:
     """DICOM image plane attributes of one volume, in LPS millimetres.
 
-    ``positions`` holds ImagePositionPatient of each slice ``k`` of the volume, and
+    ``positions`` contains ImagePositionPatient of each slice ``k`` of the volume, and
     ``order`` the slice indices sorted along the plane normal (the order readers use,
     and the order InstanceNumber follows).
     """

@@ -99,8 +99,8 @@ class Identifiers:
 class Finding:
     """One identifier found in a file.
 
-    The matched value itself is not stored, so findings can be logged and shown; the
-    kind and location say where to look.
+    The matched value itself is not stored, so findings can be logged and shown. The
+    kind and location point to where to look.
     """
 
     path: str  # relative to the scanned folder
@@ -215,7 +215,7 @@ def _dicom_values(dataset: Dataset, prefix: str = "") -> Iterator[tuple[str, str
             for index, item in enumerate(element.value or []):
                 yield from _dicom_values(item, f"{location}[{index}] > ")
             continue
-        if element.tag == 0x7FE00010:  # PixelData holds voxel values, not text
+        if element.tag == 0x7FE00010:  # PixelData contains voxel values, not text
             continue
         yield location, _decode(element.value)
 

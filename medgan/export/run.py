@@ -218,7 +218,31 @@ def _select(run_dir: Path, inputs: RunInputs, approved_only: bool, drop_flagged:
                 "review the scans in the dashboard first"
             )
     review["n_exported"] = len(kept)
+    review["decisions"] = _decision_counts(run_dir, evaluation_id, strict=approved_only)
     return kept, left_out, uncovered, review
+
+
+def _decision_counts(run_dir: Path, evaluation_id: str | None, *, strict: bool) -> dict[str, int] | str:
+    """Count reviewers' decisions by status for the card (no reviewer names).
+
+    A staging export records an unverifiable audit log instead of failing on it; a
+    release has already failed on it in ``approved_hashes``.
+    """
+    if not evaluation_id:
+        return "no evaluation id: not reviewed"
+    from medgan.review.approvals import scan_states
+
+    try:
+        states = scan_states(run_dir, evaluation_id)
+    except ReviewError as error:
+        if strict:
+            raise
+        return f"audit log could not be verified: {error}"
+    counts: dict[str, int] = {}
+    for state in states:
+        counts[state.status] = counts.get(state.status, 0) + 1
+    counts["flag overrides by a privacy officer"] = sum(1 for state in states if state.override is not None)
+    return counts
 
 
 def _load_synthetic(path: Path, entry: dict[str, Any], affine: np.ndarray, grid: int) -> np.ndarray:
@@ -364,6 +388,7 @@ def export_run(
             ),
             "mr_unit": f"arbitrary units 0..{MR_UNIT_MAX:g}, 0 at the profile's low percentile and {MR_UNIT_MAX:g} at the high one",
             "saturated_voxels": saturated_total,
+            "dicom_quantisation": "DICOM stores integers: CT rounded to 1 HU, MR to 1 unit" if fmt == "dicom" else None,
             "nifti_dtype": settings.nifti_dtype if fmt == "nifti" else None,
         }
         geometry = {

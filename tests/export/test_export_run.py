@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medgan.errors import LeakError, ReviewError
+from medgan.errors import ConfigError, LeakError, ReviewError
 from medgan.export import export_run
 from medgan.review.approvals import record_decision
 from medgan.data.config import PreprocessConfig
@@ -128,3 +128,30 @@ def test_leak_in_card_blocks_export(run_factory) -> None:
         export_run(run)
     assert not (run / "export" / "nifti").exists()
     assert list((run / "export").iterdir()) == []
+
+
+def test_card_counts_decisions(ct_run: Path) -> None:
+    _approve(ct_run, [1])
+    card = json.loads(export_run(ct_run, approved_only=True).card_path.read_text())
+    assert card["review"]["decisions"]["approved"] == 1
+    assert card["review"]["decisions"]["pending"] == 1
+
+
+def test_leak_keeps_previous_export(run_factory) -> None:
+    run = run_factory()
+    first = export_run(run)
+    report = json.loads((run / "report.json").read_text())
+    report["run_name"] = "MRN4471829 cohort"
+    (run / "report.json").write_text(json.dumps(report))
+    with pytest.raises(LeakError):
+        export_run(run)
+    assert json.loads(first.card_path.read_text())["dataset"]["name"] == "test-run"
+
+
+def test_foreign_out_dir_rejected(ct_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.docx").write_bytes(b"x")
+    with pytest.raises(ConfigError, match="not a medgan export"):
+        export_run(ct_run, out_dir=out)
+    assert (out / "thesis.docx").exists()
