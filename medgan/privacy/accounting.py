@@ -27,6 +27,7 @@ from medgan.errors import PrivacyError
 __all__ = [
     "History",
     "EpsilonResult",
+    "TargetUnreachableError",
     "RDP_ORDERS",
     "compute_epsilon",
     "noise_for_target",
@@ -49,6 +50,20 @@ RDP_ORDERS: tuple[float, ...] = tuple(
 # PRV and RDP bound the same mechanism; PRV is usually 5-15 % below RDP. A PRV value
 # under half the RDP value is more likely a numerical failure than a tighter bound.
 _PRV_RDP_MIN_RATIO = 0.5
+
+
+class TargetUnreachableError(PrivacyError):
+    """No noise multiplier up to the search limit reaches the target epsilon.
+
+    Attributes:
+        max_noise_multiplier: The search limit.
+        epsilon_at_max: Epsilon spent at that limit.
+    """
+
+    def __init__(self, message: str, *, max_noise_multiplier: float, epsilon_at_max: float) -> None:
+        super().__init__(message)
+        self.max_noise_multiplier = max_noise_multiplier
+        self.epsilon_at_max = epsilon_at_max
 
 
 @dataclass(frozen=True)
@@ -353,8 +368,9 @@ def noise_for_target(
         unless the search interval shrank to 1e-4 of its value first.
 
     Raises:
-        PrivacyError: An argument is invalid, or no noise multiplier up to
-            ``max_noise_multiplier`` reaches the target.
+        TargetUnreachableError: No noise multiplier up to ``max_noise_multiplier``
+            reaches the target.
+        PrivacyError: An argument is invalid.
     """
     delta = _validate_delta(delta)
     requested = _validate_accountant(accountant)
@@ -388,11 +404,13 @@ def noise_for_target(
 
     if noise_multiplier is None:
         epsilon_max = compute_epsilon([(max_noise_multiplier, sample_rate, steps)], delta, accountant=requested)
-        raise PrivacyError(
+        raise TargetUnreachableError(
             f"Target epsilon {target_epsilon:g} at delta {delta:g} cannot be reached with {steps} steps "
             f"at sample rate {sample_rate:.4g}: even noise multiplier {max_noise_multiplier:g} spends "
             f"epsilon {epsilon_max.epsilon:.4g} ({epsilon_max.accountant.upper()} accountant). Raise the target "
-            "epsilon, train fewer steps, or lower the sample rate (more patients or a smaller batch)."
+            "epsilon, train fewer steps, or lower the sample rate (more patients or a smaller batch).",
+            max_noise_multiplier=max_noise_multiplier,
+            epsilon_at_max=epsilon_max.epsilon,
         )
 
     check = compute_epsilon([(noise_multiplier, sample_rate, steps)], delta, accountant=used)

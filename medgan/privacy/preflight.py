@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass, field
 
 from medgan.errors import PrivacyError
-from medgan.privacy.accounting import EpsilonResult, compute_epsilon, noise_for_target
+from medgan.privacy.accounting import EpsilonResult, TargetUnreachableError, compute_epsilon, noise_for_target
 from medgan.privacy.config import PrivacyConfig
 
 __all__ = [
@@ -172,9 +172,7 @@ def _collect_warnings(n_patients: int, delta: float, noise_to_signal: float, eps
             "a delta well below 1 / n_patients is the usual requirement."
         )
     messages.extend(noise_to_signal_warnings(noise_to_signal))
-    if not epsilon.is_finite:
-        messages.append("Epsilon is infinite: this plan gives no differential-privacy guarantee.")
-    elif epsilon.epsilon > 10.0:
+    if epsilon.is_finite and epsilon.epsilon > 10.0:
         messages.append(
             f"Epsilon {epsilon.epsilon:.3g} is above 10: the guarantee bounds an attacker's odds only by "
             f"a factor of e^{epsilon.epsilon:.3g}, which protects little."
@@ -232,16 +230,15 @@ def assess_plan(
             noise_multiplier = noise_for_target(
                 target_epsilon, delta, sample_rate, steps, accountant, max_noise_multiplier=max_noise
             )
-        except PrivacyError as error:
+        except TargetUnreachableError as error:
             raise PrivacyError(
-                f"Target epsilon {target_epsilon:g} is out of reach for {n_patients} patients, batch size "
-                f"{batch_size} and {steps} steps: it would need a noise multiplier above {max_noise:g} "
-                f"(noise-to-signal >= {MAX_NOISE_TO_SIGNAL:g}), where the noise exceeds the largest possible "
-                "gradient and the model learns nothing. Raise the target epsilon, train fewer epochs, or "
-                f"use more patients. ({error})"
+                f"Target epsilon {target_epsilon:g} at delta {delta:g} cannot be reached with {n_patients} patients, "
+                f"batch size {batch_size} and {steps} steps: even noise multiplier {max_noise:g} spends epsilon "
+                f"{error.epsilon_at_max:.4g}, and more noise than that (noise-to-signal >= {MAX_NOISE_TO_SIGNAL:g}) "
+                "exceeds the largest possible gradient, so the model would learn nothing. Raise the target "
+                "epsilon, train fewer epochs, or use more patients."
             ) from error
-    assert noise_multiplier is not None  # narrowed for type checkers; both-or-neither checked above
-    if not math.isfinite(noise_multiplier) or noise_multiplier < 0:
+    if noise_multiplier is None or not math.isfinite(noise_multiplier) or noise_multiplier < 0:
         raise PrivacyError(f"Noise multiplier {noise_multiplier} is invalid; it must be a finite number >= 0.")
 
     epsilon = compute_epsilon([(noise_multiplier, sample_rate, steps)], delta, accountant)
