@@ -1,0 +1,320 @@
+"""Find the nearest real scan of every query scan, robust to the ways a copy hides.
+
+A synthetic scan that copies a training scan may be shifted by a few voxels, flipped
+left-right, slightly deformed, noised, rescaled in intensity or resampled to another
+grid. The search runs in two stages so it stays fast for thousands of volumes:
+
+1. **Coarse retrieval.** Every volume becomes a small vector on ``retrieval_grid``:
+   the zero-mean, unit-norm downsampled volume (compared with and without a
+   left-right flip of the reference) and the magnitude of its Fourier transform, which
+   does not change under circular shifts or flips. One matrix product per kind ranks
+   the references; the best ``candidates`` of each kind go to stage two.
+2. **Alignment.** On ``align_grid``, after Gaussian smoothing with a sigma of
+   ``smoothing_fraction`` of the grid (2 voxels at 32: noise, resampling and slight
+   deformations do not hide a copy, while the anatomy that tells two patients apart
+   survives), the query and its left-right flip are
+   cross-correlated with each candidate by FFT. The peak within ``max_shift_fraction``
+   of the grid is the normalised cross-correlation (NCC) at the best shift. NCC is
+   unchanged by an intensity rescaling ``a * x + b`` with ``a > 0``, so rescaled copies
+   score like exact ones. The distance is ``1 - NCC``.
+
+The copy threshold is calibrated from holdout-to-train distances: see
+:func:`calibrate_threshold` and ``docs/evaluation.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from medgan.errors import InputError
+from medgan.evaluation.stats import finite_or_none, not_computable
+
+__all__ = ["SearchSettings", "NearestMatch", "nearest_references", "calibrate_threshold", "data_copying_test"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Parameters of the two-stage search (see ``EvaluationConfig`` for their meaning)."""
+
+    retrieval_grid: int = 16
+    align_grid: int = 32
+    candidates: int = 8
+    max_shift_fraction: float = 0.15
+    smoothing_fraction: float = 1.0 / 16.0
+    chunk_size: int = 64
+
+
+@dataclass(frozen=True)
+class NearestMatch:
+    """Nearest reference of each query: ``(Q,)`` arrays of index, similarity, flip and shift."""
+
+    index: np.ndarray
+    similarity: np.ndarray
+    flipped: np.ndarray
+    shift: np.ndarray  # (Q, 3) voxels on the align grid
+
+    @property
+    def distance(self) -> np.ndarray:
+        return np.clip(1.0 - self.similarity, 0.0, 2.0)
+
+
+def _as_tensor(volumes: np.ndarray):
+    import torch
+
+    volumes = np.asarray(volumes)
+    if volumes.ndim != 5 or volumes.shape[1] != 1:
+        raise InputError(f"the copy search needs volumes shaped (N, 1, G, G, G), got {volumes.shape}")
+    if not np.all(np.isfinite(volumes)):
+        raise InputError("the copy search received volumes with NaN or Inf voxels; preprocess them first")
+    return torch.from_numpy(np.ascontiguousarray(volumes, dtype=np.float32))
+
+
+def _resize(batch, grid: int):
+    """Resize ``(B, 1, G, G, G)`` to ``(B, 1, g, g, g)`` with g = min(grid, G); area averaging when shrinking."""
+    import torch.nn.functional as F
+
+    size = batch.shape[-1]
+    target = min(grid, size)
+    if target == size:
+        return batch
+    if size % target == 0:
+        return F.avg_pool3d(batch, kernel_size=size // target)
+    return F.interpolate(batch, size=(target,) * 3, mode="trilinear", align_corners=False, antialias=False)
+
+
+def _smooth(batch, sigma: float):
+    """Gaussian-smooth ``(B, 1, g, g, g)`` separably with reflect padding."""
+    import torch
+    import torch.nn.functional as F
+
+    if sigma <= 0:
+        return batch
+    radius = max(1, int(round(3 * sigma)))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    out = batch
+    for axis in range(3):
+        shape = [1, 1, 1, 1, 1]
+        shape[2 + axis] = kernel.numel()
+        padding = [0, 0, 0, 0, 0, 0]
+        padding[2 * (2 - axis)] = radius
+        padding[2 * (2 - axis) + 1] = radius
+        mode = "reflect" if out.shape[2 + axis] > radius else "replicate"
+        out = F.conv3d(F.pad(out, padding, mode=mode), kernel.reshape(shape))
+    return out
+
+
+def _standardise(flat):
+    """Zero-mean, unit-norm rows of ``(B, V)``; a constant row stays zero instead of NaN."""
+    import torch
+
+    centred = flat - flat.mean(dim=1, keepdim=True)
+    norms = centred.norm(dim=1, keepdim=True)
+    return torch.where(norms > 1e-8, centred / norms.clamp_min(1e-8), torch.zeros_like(centred))
+
+
+def _retrieval_vectors(batch, grid: int):
+    """Return spatial and flipped-spatial ``(B, g^3)`` vectors and Fourier-magnitude vectors."""
+    import torch
+
+    small = _resize(batch, grid)
+    spatial = _standardise(small.reshape(small.shape[0], -1))  # (B, g^3)
+    flipped = _standardise(small.flip(-3).reshape(small.shape[0], -1))
+    centred = small - small.mean(dim=(-3, -2, -1), keepdim=True)
+    magnitude = torch.fft.rfftn(centred, dim=(-3, -2, -1)).abs()
+    spectrum = _standardise(torch.log1p(magnitude).reshape(small.shape[0], -1))
+    return spatial, flipped, spectrum
+
+
+def _align_volumes(batch, settings: SearchSettings):
+    """Return smoothed, zero-mean, unit-norm volumes ``(B, g, g, g)`` on the align grid."""
+    small = _resize(batch, settings.align_grid)
+    small = _smooth(small, settings.smoothing_fraction * small.shape[-1])
+    grid = small.shape[-1]
+    return _standardise(small.reshape(small.shape[0], -1)).reshape(small.shape[0], grid, grid, grid)
+
+
+def _shift_window(grid: int, fraction: float):
+    """Boolean ``(g, g, g)`` mask of circular shifts whose components are within the window."""
+    import torch
+
+    limit = int(np.floor(fraction * grid))
+    index = torch.arange(grid)
+    allowed = torch.minimum(index, grid - index) <= limit
+    return allowed[:, None, None] & allowed[None, :, None] & allowed[None, None, :]
+
+
+def nearest_references(
+    queries: np.ndarray, references: np.ndarray, settings: SearchSettings = SearchSettings(), *, progress: bool = False
+) -> NearestMatch:
+    """Return the nearest reference of every query after coarse retrieval and alignment.
+
+    Args:
+        queries: ``(Q, 1, G, G, G)`` volumes, for example synthetic scans.
+        references: ``(R, 1, G, G, G)`` volumes on the same grid, for example training scans.
+        settings: the search parameters.
+        progress: show a progress bar over query chunks.
+
+    Raises:
+        InputError: shapes differ, a set is empty, or a volume holds NaN/Inf.
+    """
+    import torch
+
+    query_tensor, reference_tensor = _as_tensor(queries), _as_tensor(references)
+    if query_tensor.shape[1:] != reference_tensor.shape[1:]:
+        raise InputError(f"queries {tuple(query_tensor.shape[1:])} and references {tuple(reference_tensor.shape[1:])} must share one grid")
+    if len(reference_tensor) == 0:
+        raise InputError("the copy search needs at least one reference scan")
+    count = len(query_tensor)
+    if count == 0:
+        empty = np.zeros(0)
+        return NearestMatch(empty.astype(int), empty, empty.astype(bool), np.zeros((0, 3), dtype=int))
+
+    with torch.inference_mode():
+        ref_spatial, ref_flipped, ref_spectrum = [], [], []
+        ref_fourier = []
+        for start in range(0, len(reference_tensor), settings.chunk_size):
+            chunk = reference_tensor[start : start + settings.chunk_size]
+            spatial, flipped, spectrum = _retrieval_vectors(chunk, settings.retrieval_grid)
+            ref_spatial.append(spatial)
+            ref_flipped.append(flipped)
+            ref_spectrum.append(spectrum)
+            ref_fourier.append(torch.fft.rfftn(_align_volumes(chunk, settings), dim=(-3, -2, -1)))
+        ref_spatial_all = torch.cat(ref_spatial)  # (R, g^3)
+        ref_flipped_all = torch.cat(ref_flipped)
+        ref_spectrum_all = torch.cat(ref_spectrum)
+        ref_fourier_all = torch.cat(ref_fourier)  # (R, a, a, a//2+1) complex
+        grid = ref_fourier_all.shape[-3]
+        window = _shift_window(grid, settings.max_shift_fraction).reshape(-1)  # (a^3,)
+        k = min(settings.candidates, len(reference_tensor))
+
+        best_index = np.zeros(count, dtype=np.int64)
+        best_similarity = np.full(count, -1.0)
+        best_flip = np.zeros(count, dtype=bool)
+        best_shift = np.zeros((count, 3), dtype=np.int64)
+        starts = range(0, count, settings.chunk_size)
+        if progress:
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc="copy search", unit="chunk", leave=False)
+        for start in starts:
+            chunk = query_tensor[start : start + settings.chunk_size]
+            spatial, _, spectrum = _retrieval_vectors(chunk, settings.retrieval_grid)
+            coarse_spatial = torch.maximum(spatial @ ref_spatial_all.T, spatial @ ref_flipped_all.T)  # (c, R)
+            coarse_spectrum = spectrum @ ref_spectrum_all.T
+            candidates = torch.cat([coarse_spatial.topk(k, dim=1).indices, coarse_spectrum.topk(k, dim=1).indices], dim=1)  # (c, 2k)
+            aligned = _align_volumes(chunk, settings)  # (c, a, a, a)
+            query_fourier = torch.stack(
+                [torch.fft.rfftn(aligned, dim=(-3, -2, -1)), torch.fft.rfftn(aligned.flip(-3), dim=(-3, -2, -1))], dim=1
+            )  # (c, 2, a, a, a//2+1)
+            for row in range(len(chunk)):
+                unique = torch.unique(candidates[row])
+                product = query_fourier[row][:, None] * ref_fourier_all[unique][None].conj()  # (2, u, a, a, a//2+1)
+                correlation = torch.fft.irfftn(product, s=(grid,) * 3, dim=(-3, -2, -1)).reshape(2, len(unique), -1)
+                correlation = correlation.masked_fill(~window, -2.0)
+                peak, position = correlation.max(dim=-1)  # (2, u)
+                flat = int(peak.argmax())
+                flip, column = divmod(flat, len(unique))
+                similarity = float(peak[flip, column])
+                query_row = start + row
+                best_index[query_row] = int(unique[column])
+                best_similarity[query_row] = similarity
+                best_flip[query_row] = bool(flip)
+                offset = np.unravel_index(int(position[flip, column]), (grid,) * 3)
+                best_shift[query_row] = [o if o <= grid // 2 else o - grid for o in offset]
+    return NearestMatch(best_index, np.clip(best_similarity, -1.0, 1.0), best_flip, best_shift)
+
+
+def calibrate_threshold(holdout_distances: np.ndarray, *, quantile: float, ratio: float) -> dict[str, Any]:
+    """Return the copy threshold from holdout-to-train distances, and the rule as text.
+
+    The rule: a synthetic scan is a copy of its nearest training scan when its distance
+    ``1 - NCC`` is below ``ratio`` times the ``quantile`` of the distances from holdout
+    scans (real patients the generator never saw) to their nearest training scans.
+    Holdout scans show how close a new, real patient naturally comes to the training set
+    at this grid and in this cohort; a synthetic scan much closer than that has no
+    innocent explanation. With one calibration scan the quantile is its distance.
+    """
+    distances = np.asarray(holdout_distances, dtype=np.float64)
+    if distances.size == 0:
+        raise InputError("the copy threshold needs at least one holdout scan for calibration; add holdout scans")
+    reference = float(np.quantile(distances, quantile)) if distances.size > 1 else float(distances[0])
+    distance_threshold = ratio * reference
+    return {
+        "distance_threshold": distance_threshold,
+        "similarity_threshold": 1.0 - distance_threshold,
+        "calibration_quantile": reference,
+        "n_calibration": int(distances.size),
+        "holdout_distances": sorted(float(d) for d in distances),
+        "rule": (
+            f"flag a synthetic scan as a copy when 1 - NCC to its nearest training scan (after shift, left-right flip and "
+            f"intensity alignment) is below {ratio:g} x the {quantile:g} quantile of the same distance from "
+            f"{distances.size} calibration holdout scans to their nearest training scans"
+        ),
+    }
+
+
+def data_copying_test(
+    train_features: np.ndarray,
+    holdout_features: np.ndarray,
+    synthetic_features: np.ndarray,
+    holdout_distances: np.ndarray,
+    synthetic_distances: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    min_per_cell: int = 3,
+    min_total: int = 20,
+) -> dict[str, Any]:
+    """Return the data-copying statistic C_T of Meehan, Chaudhuri and Dasgupta (AISTATS 2020).
+
+    Training features are partitioned into cells by k-means. In each cell holding at
+    least ``min_per_cell`` holdout and synthetic scans, a Mann-Whitney U test compares
+    the distances to the nearest training scan of synthetic scans with those of holdout
+    scans; ``Z_U`` is negative when synthetic scans are closer. C_T averages ``Z_U``
+    weighted by the cell's share of holdout scans. C_T well below 0 (Meehan et al. use
+    -3) is evidence of data copying; well above 0 of underfitting.
+    """
+    from scipy.cluster.vq import kmeans2
+
+    counts = {"holdout": int(len(holdout_distances)), "synthetic": int(len(synthetic_distances)), "min_total": min_total}
+    if len(holdout_distances) < min_total or len(synthetic_distances) < min_total:
+        return not_computable(f"the data-copying test needs at least {min_total} holdout and synthetic scans", counts)
+    cells = int(max(1, min(10, len(holdout_distances) // 10, len(train_features) // 5)))
+    if cells > 1:
+        scale = train_features.std(axis=0) + 1e-8
+        centroids, _ = kmeans2(train_features / scale, cells, seed=rng, minit="++")
+        def assign(features: np.ndarray) -> np.ndarray:
+            squared = (((features / scale)[:, None, :] - centroids[None]) ** 2).sum(-1)
+            return squared.argmin(axis=1)
+        holdout_cells, synthetic_cells = assign(holdout_features), assign(synthetic_features)
+    else:
+        holdout_cells = np.zeros(len(holdout_distances), dtype=int)
+        synthetic_cells = np.zeros(len(synthetic_distances), dtype=int)
+    per_cell, weights, scores = [], [], []
+    for cell in range(cells):
+        held = holdout_distances[holdout_cells == cell]
+        made = synthetic_distances[synthetic_cells == cell]
+        if len(held) < min_per_cell or len(made) < min_per_cell:
+            continue
+        m, n = len(made), len(held)
+        greater = (made[:, None] > held[None, :]).sum() + 0.5 * (made[:, None] == held[None, :]).sum()
+        z_score = (greater - m * n / 2.0) / np.sqrt(m * n * (m + n + 1) / 12.0)
+        per_cell.append({"cell": cell, "holdout": int(n), "synthetic": int(m), "z_u": finite_or_none(z_score)})
+        weights.append(n)
+        scores.append(z_score)
+    if not scores:
+        return not_computable(f"no cell holds {min_per_cell} holdout and synthetic scans", counts)
+    statistic = float(np.average(scores, weights=weights))
+    return {
+        "value": finite_or_none(statistic),
+        "cells": per_cell,
+        "copying": bool(statistic < -3.0),
+        "interpretation": "C_T < -3 is evidence of data copying (Meehan et al. 2020); values near 0 match holdout closeness",
+    }
