@@ -255,10 +255,22 @@ def _file_values(path: Path) -> Iterator[tuple[str, str]]:
             yield from _dicom_values(dataset.file_meta, "file meta ")
         yield from _dicom_values(dataset)
         return
-    if path.stat().st_size <= _MAX_RAW_BYTES:
-        yield "bytes", path.read_bytes().decode("latin-1")
-    else:
+    yield from _raw_values(path)
+
+
+def _raw_values(path: Path) -> Iterator[tuple[str, str]]:
+    """Yield a file's bytes as Latin-1 text, decompressed first when it is gzip."""
+    if path.stat().st_size > _MAX_RAW_BYTES:
         logger.warning("leak scan: %s is larger than %d bytes and of unknown type; only its name was checked", path.name, _MAX_RAW_BYTES)
+        return
+    data = path.read_bytes()
+    yield "bytes", data.decode("latin-1")
+    if data[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as stream:
+                yield "decompressed bytes", stream.read(_MAX_RAW_BYTES).decode("latin-1")
+        except (OSError, EOFError):
+            logger.warning("leak scan: %s looks gzip-compressed but cannot be decompressed; its compressed bytes were checked", path.name)
 
 
 def _json_values(node: object, location: str) -> Iterator[tuple[str, str]]:
@@ -329,7 +341,11 @@ def scan_folder(folder: str | Path, identifiers: Identifiers) -> list[Finding]:
         if not path.is_file():
             continue
         n_files += 1
-        values = list(_file_values(path))
+        try:
+            values = list(_file_values(path))
+        except Exception as error:  # noqa: BLE001 - any parse failure falls back to the raw bytes
+            logger.warning("leak scan: %s could not be parsed (%s); its raw bytes were checked instead", relative, type(error).__name__)
+            values = list(_raw_values(path))
         # One search over the whole file first; values are searched one by one only
         # to locate a hit.  The newline keeps matches from spanning two values.
         if not scan_text("\n".join(text for _, text in values), identifiers, patterns):
@@ -351,7 +367,11 @@ def _dicom_identifiers(source: Path, identifiers: Identifiers) -> None:
             dataset = pydicom.dcmread(path, stop_before_pixels=True, force=True)
         except (InvalidDicomError, OSError, ValueError, AttributeError, KeyError, TypeError):
             continue
-        for element in dataset.iterall():
+        try:
+            elements = list(dataset.iterall())
+        except Exception:  # noqa: BLE001 - a file forced open as DICOM may be something else
+            continue
+        for element in elements:
             keyword = element.keyword
             value = element.value
             if value in (None, "", b""):

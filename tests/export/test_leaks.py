@@ -167,3 +167,17 @@ def test_export_carries_no_source_identifier(ct_run: Path, fmt: str) -> None:
     for forbidden in FORBIDDEN:
         hits = [name for name, text in texts.items() if forbidden.casefold() in text.casefold() or forbidden.casefold() in name.casefold()]
         assert hits == [], forbidden
+
+
+def test_unreadable_nifti_scanned_raw(tmp_path: Path) -> None:
+    (tmp_path / "broken.nii.gz").write_bytes(gzip.compress(b"not a header " + PATIENT_ID.encode()))
+    findings = scan_folder(tmp_path, _identifiers())
+    assert {finding.kind for finding in findings} == {"id"}
+
+
+def test_dicom_without_preamble_scanned(tmp_path: Path) -> None:
+    dataset = _clean_dicom(tmp_path / "x.dcm")
+    dataset.OtherPatientIDs = PATIENT_ID
+    dataset.save_as(tmp_path / "IM0001", enforce_file_format=False)  # no preamble, no DICM marker
+    findings = scan_folder(tmp_path, _identifiers())
+    assert "id" in {finding.kind for finding in findings}
