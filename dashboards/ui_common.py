@@ -47,7 +47,7 @@ class RunContext:
 
 
 def modality_of(report: dict[str, Any]) -> str:
-    """Return ``CT`` or ``MR`` from the report's data section (``CT`` when it does not say)."""
+    """Return ``CT`` or ``MR`` from the report's data section (``CT`` when neither field names MR)."""
     data = report.get("data") or {}
     for value in (data.get("modality"), data.get("profile")):
         if isinstance(value, str) and ("mr" in value.lower()):

@@ -51,7 +51,7 @@ def _show_item(context: RunContext, item) -> None:
             return
         low, high = window_bounds(volume.array, modality, AUTO_WINDOW)
         images = [encode_png(volume, plane, plane_length(volume.array.shape, plane) // 2, low, high) for plane in PLANES]
-    # Captions carry no file name or id, so nothing on screen tells the reader the answer.
+    # Captions carry no file name or id, so nothing on screen reveals whether a scan is real.
     for column, image, plane in zip(st.columns(3), images, PLANES):
         column.image(image, caption=plane, width=320)
 

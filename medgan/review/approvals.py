@@ -3,7 +3,7 @@
 A decision counts only for the exact file it was made on (its SHA-256) and the exact
 evaluation it was made under (the evaluation id of ``report.json``).  Regenerating a
 file changes its hash and re-evaluating a run changes the id, so an old approval never
-carries over to content nobody looked at.
+carries over to content that no reviewer has seen.
 
 The rules, applied the same way when a decision is recorded and when the log is read:
 
@@ -75,7 +75,7 @@ def flagged_files(report: dict[str, Any]) -> set[str]:
 
 @dataclass(frozen=True)
 class ScanState:
-    """Where one synthetic scan stands for one evaluation id."""
+    """Review state of one synthetic scan under one evaluation id."""
 
     file: str
     sha256: str

@@ -8,8 +8,8 @@ audit:
 * Each row stores the SHA-256 of its own fields plus the hash of the row before it.
   Editing a row with another tool (after dropping the triggers) breaks the chain, and
   :meth:`AuditLog.verify` reports where.
-* The database runs in WAL mode, every append is a ``BEGIN IMMEDIATE`` transaction
-  (the write lock is taken before the previous hash is read) and connections wait on a
+* The database runs in WAL mode and every append is a ``BEGIN IMMEDIATE`` transaction,
+  which takes the write lock before the previous hash is read.  Connections wait on a
   busy timeout, so two reviewers deciding at the same moment both get their row in,
   chained one after the other.
 """
@@ -149,7 +149,7 @@ class AuditLog:
             if create:
                 mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
-                    raise ReviewError(f"audit log {self.path}: SQLite refused WAL mode (got {mode!r}); put the run folder on a local disk")
+                    raise ReviewError(f"audit log {self.path}: SQLite did not switch to WAL mode (journal mode is {mode!r}); put the run folder on a local disk")
                 connection.executescript(_SCHEMA)
             connection.execute("PRAGMA synchronous = FULL")
             yield connection
@@ -215,7 +215,7 @@ class AuditLog:
                     connection.execute("ROLLBACK")
                     raise
         except sqlite3.OperationalError as error:
-            raise ReviewError(f"audit log {self.path}: could not record the decision ({error}); retry, or check that no other program holds the file") from error
+            raise ReviewError(f"audit log {self.path}: recording the decision failed ({error}); retry, and check that no other program keeps the file locked") from error
         row = AuditRow(**fields)  # type: ignore[arg-type]
         logger.info("recorded %s of %s (evaluation %s) by %s, row %d", decision, row.scan_file, row.evaluation_id, row.reviewer, row.seq)
         return row
@@ -231,10 +231,14 @@ class AuditLog:
     def verify(self) -> list[str]:
         """Check the chain, the triggers and the row counter; return the problems found.
 
-        An empty list means the log is intact.  The checks find an edited row (its hash
-        no longer matches), an inserted or removed row in the middle (the next row's
-        ``prev_hash`` no longer matches), removed rows at the end (SQLite's
-        AUTOINCREMENT counter is ahead of the last row) and dropped triggers.
+        An empty list means the log is intact.  The checks find:
+
+        * an edited row, because its hash no longer matches its content;
+        * a row inserted or removed in the middle, because the next row's ``prev_hash``
+          no longer matches;
+        * rows removed at the end, because SQLite's AUTOINCREMENT counter is ahead of
+          the last row;
+        * dropped triggers.
 
         NOTE: whoever can rewrite the whole file can also rebuild a consistent chain and
         counter; anchor the last row hash elsewhere (the dataset card records it) to

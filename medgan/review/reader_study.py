@@ -4,8 +4,8 @@ A study shows one reader a shuffled mix of real holdout scans and synthetic scan
 no label, file name or id on screen.  Each guess (real or synthetic, with a confidence
 from 1 to 5) goes to ``<run>/review/reader_study.sqlite``, an append-only table guarded
 by the same triggers as the audit log.  Accuracy near 50 % means readers cannot tell
-the two apart; the Wilson interval says how sure that statement is for the number of
-guesses made.
+the two apart. The Wilson interval gives the uncertainty of that accuracy for the
+number of guesses made.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def record_guess(run_dir: Path, *, study_id: str, reader: str, identity_source: 
         ReviewError: the guess or confidence is invalid.
     """
     if guess not in KINDS:
-        raise ReviewError(f"guess {guess!r} is invalid; answer 'real' or 'synthetic'")
+        raise ReviewError(f"guess {guess!r} is invalid; use 'real' or 'synthetic'")
     if not isinstance(confidence, int) or not 1 <= confidence <= 5:
         raise ReviewError(f"confidence {confidence!r} is invalid; use a whole number from 1 (guessing) to 5 (certain)")
     if not reader.strip():

@@ -168,9 +168,9 @@ def plane_length(shape: tuple[int, ...], plane: str) -> int:
 def slice_plane(array: np.ndarray, plane: str, index: int) -> np.ndarray:
     """Return one slice of a RAS+ volume in radiological display orientation.
 
-    Axial and coronal slices show the patient's right on the image's left; axial
-    slices have anterior at the top, coronal and sagittal slices superior at the top,
-    and sagittal slices anterior on the left.
+    Axial and coronal slices show the patient's right on the image's left. Axial
+    slices have anterior at the top. Coronal and sagittal slices have superior at the
+    top, and sagittal slices have anterior on the left.
 
     Raises:
         InputError: the plane is unknown or ``index`` is outside the volume.

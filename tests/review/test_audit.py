@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-import multiprocessing
+import subprocess
+import sys
 import sqlite3
 from pathlib import Path
 
@@ -100,25 +101,28 @@ def test_append_invalid_field(tmp_path: Path, field: str, value: str, message: s
         AuditLog(tmp_path / "audit.sqlite").append(**arguments)
 
 
-def _writer(path: str, reviewer: str, count: int, start: multiprocessing.synchronize.Event) -> None:
-    start.wait()
-    log = AuditLog(path)
-    for index in range(count):
-        log.append(reviewer=reviewer, role="reviewer", scan_file=f"syn-{index:04d}.nii.gz", scan_sha256=HASH_A, evaluation_id="e1", decision="approve", reason=f"row {index}")
+# Each writer is a separate Python process that waits for a start file, then appends.
+_WRITER = """
+import sys, time
+from pathlib import Path
+from medgan.review.audit import AuditLog
+path, reviewer, count, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+while not start.exists():
+    time.sleep(0.01)
+log = AuditLog(path)
+for index in range(count):
+    log.append(reviewer=reviewer, role="reviewer", scan_file=f"syn-{index:04d}.nii.gz", scan_sha256="a" * 64, evaluation_id="e1", decision="approve", reason=f"row {index}")
+"""
 
 
 def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     path = tmp_path / "audit.sqlite"
     AuditLog(path).append(reviewer="setup", role="reviewer", scan_file="syn-0000.nii.gz", scan_sha256=HASH_A, evaluation_id="e1", decision="reject", reason="first row")
-    context = multiprocessing.get_context("spawn")
-    start = context.Event()
-    writers = [context.Process(target=_writer, args=(str(path), name, 40, start)) for name in ("ana", "ben")]
-    for process in writers:
-        process.start()
-    start.set()
-    for process in writers:
-        process.join(timeout=120)
-    assert [process.exitcode for process in writers] == [0, 0]
+    start = tmp_path / "start"
+    writers = [subprocess.Popen([sys.executable, "-c", _WRITER, str(path), name, "40", str(start)]) for name in ("ana", "ben")]
+    start.touch()
+    exit_codes = [process.wait(timeout=120) for process in writers]
+    assert exit_codes == [0, 0]
     rows = AuditLog(path).rows()
     assert len(rows) == 81
     assert sorted((row.reviewer, row.reason) for row in rows if row.reviewer != "setup") == sorted((name, f"row {index}") for name in ("ana", "ben") for index in range(40))
