@@ -102,9 +102,9 @@ def default_delta(n_patients: int) -> float:
 def size_cohort(profile: Profile, epsilons: list[float]) -> tuple[int, list[dict[str, Any]]]:
     """Pick the patient count from the noise arithmetic; return it with the table behind it.
 
-    The smallest epsilon needs the most noise; the count chosen is the smallest
-    candidate whose noise-to-signal ratio there is at most the profile's limit, or the
-    largest candidate when none is.
+    The smallest epsilon needs the most noise.  The count chosen is the smallest
+    candidate whose noise-to-signal ratio at that epsilon is at most the profile's
+    limit, or the largest candidate when none is.
     """
     from medgan.privacy.accounting import noise_for_target
 
@@ -135,7 +135,7 @@ def build_or_reuse(out: Path, profile: Profile, n_patients: int, n_canaries: int
         if (spec["n_patients"], spec["seed"], spec["grid"], spec["n_canaries"]) == (n_patients, seed, profile.grid, n_canaries):
             logger.info("reusing the cohort in %s", folder)
             return folder / "manifest.csv"
-        raise SystemExit(f"{folder} holds a different cohort; pass another --out or remove it")
+        raise SystemExit(f"{folder} contains a cohort built with other options; pass another --out or remove it")
     started = time.perf_counter()
     manifest = build_cohort(folder, n_patients, seed, profile.grid, n_canaries=n_canaries, workers=profile.workers, holdout_fraction=HOLDOUT_FRACTION, write_masks=False)
     logger.info("cohort of %d patients built in %.0f s", n_patients, time.perf_counter() - started)
@@ -174,7 +174,7 @@ def run_epsilon(out: Path, epsilon: float | None, overrides: list[str]) -> tuple
         logger.info("reusing the finished run %s", run_dir)
         return run_dir, float(timing.read_text())
     if run_dir.exists():
-        raise SystemExit(f"{run_dir} holds an unfinished run; remove it and start again")
+        raise SystemExit(f"{run_dir} contains an unfinished run (no report.json); remove it and run the benchmark again")
     privacy = ["privacy.enabled=false", "privacy.target_epsilon=null"] if epsilon is None else ["privacy.enabled=true", f"privacy.target_epsilon={epsilon:g}"]
     command = [sys.executable, "-m", "medgan", "run", str(PIPELINE), "--out", str(run_dir), "--no-progress"]
     for override in [*overrides, *privacy, f"name=benchmark-{name}"]:

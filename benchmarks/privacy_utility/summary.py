@@ -1,7 +1,7 @@
 """Rows, markdown table and plot of the privacy-utility benchmark.
 
 A row is one generator (a trained model at one epsilon, or a baseline) with the figures
-taken from medgan's evaluation sections; this module only reads and formats them.
+taken from medgan's evaluation sections.  This module only reads and formats them.
 """
 
 from __future__ import annotations
@@ -117,7 +117,12 @@ def markdown_table(rows: list[dict[str, Any]], floor: dict[str, Any] | None = No
         canaries = row["canaries"]
         canary_text = f"{canaries.get('reproduced', 'n/a')}/{canaries.get('synthetic', 'n/a')}"
         beats = row.get("beats_baselines")
-        beats_text = "baseline" if row["method"].startswith("baseline") else ("yes" if beats else ("no" if beats is False else "n/a"))
+        if row["method"].startswith("baseline"):
+            beats_text = "baseline"
+        elif beats is None:
+            beats_text = "n/a"
+        else:
+            beats_text = "yes" if beats else "no"
         lines.append(
             "| "
             + " | ".join(

@@ -57,7 +57,7 @@ _FLAT_WINDOW = 0.05
 def canary_kernel(spacing_mm: float, pattern: CanaryPattern = CANARY) -> np.ndarray:
     """Return the canary at ``spacing_mm``: weights in [0, 1] (1 = bright cell), shape (n, n, n).
 
-    ``n`` is the cube edge in voxels, rounded; each voxel holds the bright fraction of
+    ``n`` is the cube edge in voxels, rounded.  Each voxel contains the bright fraction of
     its volume, so the pattern is exact when the cells fall on voxel edges and averaged
     otherwise.
 
@@ -121,8 +121,8 @@ def detect_canary(volume: np.ndarray, spacing_mm: float, pattern: CanaryPattern 
     """Return the canary score of a volume: the maximum normalised cross-correlation, in [-1, 1].
 
     The correlation is computed between the zero-mean canary kernel and every window
-    of the same size; windows flatter than a twentieth of the volume's standard deviation
-    are skipped.  A planted canary scores about 0.7 to 0.95 depending on noise and on
+    of the same size.  Windows flatter than a twentieth of the volume's standard
+    deviation score 0, because background has no texture to correlate with.  A planted canary scores about 0.7 to 0.95 depending on noise and on
     the tissue beneath it; canary-free brains score far less (see :func:`canary_threshold`).
 
     Args:
