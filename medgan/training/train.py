@@ -27,6 +27,7 @@ import torch
 
 from medgan.config import PipelineConfig
 from medgan.errors import ConfigError, PrivacyError
+from medgan.fileio import sha256_file, write_text_atomic
 from medgan.runs import RunLayout
 from medgan.training.checkpoint import load_checkpoint, save_checkpoint
 from medgan.training.feedback import TrainingMonitor, slice_grid
@@ -133,7 +134,7 @@ def _resolve_device(name: str) -> torch.device:
 
 
 def _generators(seed: int | None, secure: bool) -> tuple[dict[str, torch.Generator], bool]:
-    """Random sources: Poisson sampler, DP noise, latent vectors, fixed preview latents.
+    """Random sources: Poisson sampler, DP noise, latent vectors, fixed preview latents, initial weights.
 
     Returns the generators and whether the run is seeded (resumable bit-exactly).  In
     secure mode the sampler and the noise come from OS entropy and their seeds are never
@@ -141,8 +142,8 @@ def _generators(seed: int | None, secure: bool) -> tuple[dict[str, torch.Generat
     sampled or what noise was added.
     """
     seeded = seed is not None and not secure
-    roots = np.random.SeedSequence(seed if seeded else secrets.randbits(128)).generate_state(4, dtype=np.uint64)
-    generators = {name: torch.Generator().manual_seed(int(value) >> 1) for name, value in zip(("sampler", "noise", "latent", "preview"), roots)}
+    roots = np.random.SeedSequence(seed if seeded else secrets.randbits(128)).generate_state(5, dtype=np.uint64)
+    generators = {name: torch.Generator().manual_seed(int(value) >> 1) for name, value in zip(("sampler", "noise", "latent", "preview", "init"), roots)}
     if secure:
         generators["sampler"].manual_seed(secrets.randbits(63))
         generators["noise"].manual_seed(secrets.randbits(63))
@@ -176,8 +177,7 @@ def train_gan(
     from tqdm.auto import tqdm
 
     from medgan.models import build_discriminator, build_generator
-    from medgan.privacy.accounting import compute_epsilon
-    from medgan.privacy.ledger import CohortLedger, cohort_key
+    from medgan.privacy.ledger import CohortLedger
     from medgan.privacy.preflight import plan_privacy
     from medgan.privacy.report import privacy_section
     from medgan.privacy.wal import StepLedger
@@ -195,25 +195,35 @@ def train_gan(
     device = _resolve_device(train.device)
     layout.create()
 
-    plan = plan_privacy(privacy, n_patients=n_patients, batch_size=train.batch_size, steps=train.steps) if dp else None
-    sample_rate = plan.sample_rate if plan else train.batch_size / n_patients
-    total_steps = plan.steps if plan else train.steps
-    extra_warnings: list[str] = []
-    if dp and privacy.secure_mode is False:
-        extra_warnings.append(
-            "seeded mode: the DP noise is reproducible from train.seed, so the guarantee holds only while the seed stays "
-            "secret; use privacy.secure_mode=true for a release"
+    state = load_checkpoint(layout.checkpoints)
+    if state is not None and not resume:
+        raise ConfigError(
+            f"{layout.checkpoints} already holds a checkpoint at step {state['step']}; pass --resume to continue it "
+            "or choose a new run folder"
         )
-    key = cohort_key(prepared) if dp else None
+    plan = plan_privacy(privacy, n_patients=n_patients, batch_size=train.batch_size, steps=train.steps)
+    sample_rate = plan.sample_rate
+    total_steps = plan.steps
+    notes = list(plan.warnings)
+    if dp and not privacy.secure_mode:
+        notes.append(
+            "Seeded mode: the DP noise is reproducible from train.seed, so the guarantee holds only while the seed "
+            "stays secret; use privacy.secure_mode=true for a release."
+        )
+    run_id = _run_id(layout)
+    key = _cohort_key(config) if dp else None
     ledger = CohortLedger(privacy.ledger_dir) if dp else None
-    if dp and privacy.cohort_budget is not None:
-        ledger.check_budget(key, planned_epsilon=privacy.target_epsilon, budget=privacy.cohort_budget)
+    if dp:
+        ledger.check_budget(key, plan.epsilon.epsilon, privacy.cohort_budget, run_id=run_id, delta=plan.delta)
 
     generators, seeded = _generators(train.seed, privacy.secure_mode)
-    generator = build_generator(config.model, grid, n_classes)
-    discriminator = build_discriminator(config.model, grid, n_classes, dp=dp)
+    with torch.random.fork_rng(devices=[]):
+        # Initial weights come from the run's own seed, not from whatever the process drew before.
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generators["init"])))
+        generator = build_generator(config.model, grid, n_classes)
+        discriminator = build_discriminator(config.model, grid, n_classes, dp=dp)
     prior = LabelPrior.from_config(train.label_prior, cohort.label_names, cohort.label_values)
-    settings = DPSettings(plan.noise_multiplier, privacy.max_grad_norm, train.batch_size) if plan else None
+    settings = DPSettings(plan.noise_multiplier, privacy.max_grad_norm, train.batch_size) if dp else None
     trainer = DPGANTrainer(
         generator,
         discriminator,
@@ -233,12 +243,6 @@ def train_gan(
     steps_ledger = StepLedger(layout.checkpoints / _LEDGER_NAME)
 
     start = 0
-    state = load_checkpoint(layout.checkpoints)
-    if state is not None and not resume:
-        raise ConfigError(
-            f"{layout.checkpoints} already holds a checkpoint at step {state['step']}; pass --resume to continue it "
-            "or choose a new run folder"
-        )
     if resume and state is not None:
         start = _restore(state, trainer, generators, seeded=seeded, dp=dp)
         logger.info("resuming at step %d of %d", start, total_steps)
@@ -246,11 +250,24 @@ def train_gan(
     monitor = TrainingMonitor(layout.train_log, layout.tensorboard)
     bar = tqdm(total=total_steps, initial=start, disable=not progress, desc="train" + ("" if dp else f" ({NOT_PRIVATE})"), unit="step")
     step = start
+    counted = len(steps_ledger) if dp else start
     try:
         for step in range(start + 1, total_steps + 1):
+            if dp and not seeded and counted >= plan.steps:
+                # Steps repeated after a resume from an older checkpoint drew fresh noise, so they
+                # spent privacy again.  (A seeded resume replays them bit-exactly: same data, same
+                # noise, same outputs; the log still charges them, but training runs to the end.)
+                notes.append(
+                    f"Training stopped at step {step - 1} of {total_steps}: the step log already counts {counted} "
+                    "steps (steps repeated after a resume count twice), which spends the planned budget."
+                )
+                logger.warning(notes[-1])
+                step -= 1
+                break
             _, scan_indices = sampler.sample()
             if dp:
                 steps_ledger.append(step, plan.noise_multiplier, sample_rate)
+            counted += 1
             real = torch.from_numpy(np.stack([cohort.arrays[i] for i in scan_indices])) if scan_indices else torch.zeros((0, 1, grid, grid, grid))
             real_labels = cohort.labels[scan_indices] if scan_indices else torch.zeros((0, len(n_classes)), dtype=torch.long)
             fake, fake_labels = trainer.fake_batch(len(scan_indices))
@@ -267,8 +284,7 @@ def train_gan(
                     trainer.generator.train()
                 monitor.image(step, image, layout.samples / f"step-{step:06d}.png")
                 if dp and monitor.writer is not None:
-                    spent = compute_epsilon(steps_ledger.history(), plan.delta, "rdp")
-                    monitor.writer.add_scalar("privacy/epsilon_rdp", spent.epsilon, step)
+                    monitor.writer.add_scalar("privacy/epsilon_spent_rdp_bound", _quick_epsilon(counted, plan), step)
             if step % train.checkpoint_every == 0 or step == total_steps:
                 save_checkpoint(layout.checkpoints, _snapshot(step, trainer, generators, seeded=seeded))
             if stop_after is not None and step >= stop_after:
@@ -277,25 +293,25 @@ def train_gan(
         bar.close()
         monitor.close()
     wall_s = time.perf_counter() - started
-    if stop_after is not None and step < total_steps:
+    if stop_after is not None and step >= stop_after and step < total_steps:
         return TrainResult(layout.generator, {}, step, wall_s, str(device), monitor.warnings)
 
+    history = steps_ledger.history() if dp else [(0.0, sample_rate, step)]
+    section = privacy_section(
+        private=dp,
+        history=history,
+        delta=plan.delta if dp else None,
+        n_patients=n_patients,
+        max_grad_norm=privacy.max_grad_norm if dp else None,
+        accountant=privacy.accountant,
+        cohort_key=key,
+        warnings=notes,
+    )
     if dp:
-        history = steps_ledger.history()
-        result = compute_epsilon(history, plan.delta, privacy.accountant)
-        ledger.record_run(key, epsilon=result.epsilon, delta=plan.delta, run_name=config.name)
-        section = privacy_section(
-            config=privacy,
-            plan=plan,
-            result=result,
-            history=history,
-            n_patients=n_patients,
-            cohort_key=key,
-            cohort_epsilon_total=ledger.spent(key),
-            extra_warnings=extra_warnings,
-        )
-    else:
-        section = _not_private_section(n_patients, total_steps, sample_rate)
+        # privacy_section recomputed epsilon from the step log; the ledger is charged that value.
+        epsilon = section["epsilon"] if section["epsilon"] is not None else math.inf
+        ledger.record_run(key, run_id, epsilon, plan.delta, section["accountant"])
+        section["cohort_epsilon_total"] = ledger.spent(key)
     statement = {key_: section.get(key_) for key_ in ("private", "epsilon", "delta", "accountant", "unit", "steps")}
     save_generator(
         trainer.generator,
@@ -308,31 +324,49 @@ def train_gan(
         modality_by_condition=cohort.modality_by_condition,
         privacy=statement,
     )
-    logger.info("trained %d steps in %.1f s (%.2f s/step) on %s", total_steps - start, wall_s, wall_s / max(1, total_steps - start), device)
-    return TrainResult(layout.generator, section, total_steps, wall_s, str(device), monitor.warnings)
+    logger.info("trained %d steps in %.1f s (%.2f s/step) on %s", step - start, wall_s, wall_s / max(1, step - start), device)
+    return TrainResult(layout.generator, section, step, wall_s, str(device), monitor.warnings)
 
 
-def _not_private_section(n_patients: int, steps: int, sample_rate: float) -> dict[str, Any]:
-    """Privacy section of a non-DP run: no epsilon, and said so in words."""
-    return {
-        "private": False,
-        "label": NOT_PRIVATE,
-        "epsilon": None,
-        "delta": None,
-        "accountant": None,
-        "epsilon_prv": None,
-        "epsilon_rdp": None,
-        "noise_multiplier": 0.0,
-        "sample_rate": sample_rate,
-        "steps": steps,
-        "max_grad_norm": None,
-        "unit": "patient",
-        "n_patients": n_patients,
-        "noise_to_signal": 0.0,
-        "cohort_key": None,
-        "cohort_epsilon_total": None,
-        "warnings": [f"{NOT_PRIVATE}: trained without differential privacy; the generator may reproduce training scans"],
-    }
+def _quick_epsilon(steps: int, plan: Any) -> float:
+    """Epsilon after ``steps`` steps from RDP at integer orders only: a cheap, looser bound for the progress curve.
+
+    The report's epsilon is computed once, at the end, from the step log with PRV and RDP.
+    """
+    from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
+
+    orders = list(range(2, 256))
+    rdp = compute_rdp(q=plan.sample_rate, noise_multiplier=plan.noise_multiplier, steps=steps, orders=orders)
+    epsilon, _ = get_privacy_spent(orders=orders, rdp=rdp, delta=plan.delta)
+    return float(epsilon)
+
+
+def _run_id(layout: RunLayout) -> str:
+    """The run's id in the cohort ledger, kept in the private folder so a resume reuses it."""
+    path = layout.checkpoints / "run_id"
+    if path.is_file():
+        return path.read_text(encoding="utf-8").strip()
+    run_id = f"{layout.root.name}-{secrets.token_hex(6)}"
+    write_text_atomic(path, run_id + "\n")
+    return run_id
+
+
+def _cohort_key(config: PipelineConfig) -> str:
+    """Ledger key of the cohort: hashes of the manifest and of every scan it lists (both splits).
+
+    The key covers the whole manifest, not only the train split, so a run with another
+    holdout fraction on the same patients is charged to the same cohort.
+    """
+    import csv
+
+    from medgan.data.dataset import source_digest
+    from medgan.privacy.ledger import cohort_key
+
+    manifest = Path(config.data.manifest)
+    with open(manifest, newline="", encoding="utf-8-sig") as stream:
+        paths = [row["path"] for row in csv.DictReader(stream) if row.get("path")]
+    hashes = [source_digest((manifest.parent / path) if not Path(path).is_absolute() else Path(path)) for path in paths]
+    return cohort_key(sha256_file(manifest), hashes)
 
 
 def _snapshot(step: int, trainer: Any, generators: dict[str, torch.Generator], *, seeded: bool) -> dict[str, Any]:
