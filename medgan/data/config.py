@@ -34,7 +34,7 @@ class PreprocessConfig(Section):
         gt=0,
         description=(
             "Isotropic voxel spacing of the model grid in mm; grid x spacing_mm is the field of view "
-            "(32 x 8 mm = 256 mm holds a whole head and most of an adult chest)."
+            "(32 x 8 mm = 256 mm covers a whole head and most of an adult chest)."
         ),
     )
     fit: Literal["crop_pad", "resize"] = Field(

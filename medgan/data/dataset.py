@@ -6,7 +6,7 @@ SHA-256 of the scan's bytes (every file of a DICOM folder, with its name) togeth
 with the whole preprocessing chain (:func:`medgan.data.preprocess.profile_digest`),
 the load options and the modality.  A cache entry is one ``.npy`` array named by its
 key, beside a ``.json`` with the load warnings (which never name a file or patient).
-No path, header or patient id is stored, so the cache folder holds nothing
+No path, header or patient id is stored, so the cache folder contains nothing
 identifying beyond the preprocessed voxels themselves.
 """
 

@@ -74,6 +74,7 @@ class Frame:
     acquisition: str
     stack: str
     instance_number: int | None
+    padding_value: int | None = None
 
 
 @dataclass
@@ -206,6 +207,7 @@ def _classic_frames(path: Path, dataset: Dataset) -> list[Frame]:
             acquisition=_text(dataset, "AcquisitionNumber"),
             stack="",
             instance_number=None if instance in (None, "") else int(instance),
+            padding_value=None if dataset.get("PixelPaddingValue") is None else int(dataset.PixelPaddingValue),
         )
     ]
 

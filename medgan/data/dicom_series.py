@@ -2,8 +2,9 @@
 
 The rules, each of which some widely used reader has broken silently:
 
-* files are grouped by SeriesInstanceUID, then by echo, temporal position and stack;
-  more than one group is an error that lists them, never a silent pick;
+* files are grouped by SeriesInstanceUID, then by echo, temporal position and stack,
+  and repeated positions are split by AcquisitionNumber; more than one group is an
+  error that lists them, never a silent pick;
 * frames are sorted by ImagePositionPatient projected on the slice normal (the cross
   product of the ImageOrientationPatient vectors), never by file name or
   InstanceNumber; the slice spacing comes from those projections, never from
@@ -14,6 +15,8 @@ The rules, each of which some widely used reader has broken silently:
 * RescaleSlope/RescaleIntercept are applied per frame in float64, so unsigned storage
   with a negative intercept cannot wrap; absent tags default to slope 1 and
   intercept 0 with a log line (and a warning for CT, where they are required).
+  NOTE: Philips MR private scale factors (2005,100E) are not applied, so MR values are
+  the displayed values of RescaleSlope/RescaleIntercept, as in most converters.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ _SHEAR_TOLERANCE_MM = 0.01
 # A 3D model needs a volume; one slice has no through-plane spacing to trust.
 MIN_SLICES = 2
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+# Voxels outside the scanned field (PixelPaddingValue) become air for CT and 0 for MR,
+# instead of the stored padding (often -2000 or -3024 HU after rescale), which is no tissue.
+_PADDING_FILL = {"CT": -1024.0, "MR": 0.0}
 
 
 def _dicom_files(folder: Path) -> list[Path]:
@@ -91,7 +97,7 @@ def _screen_folder(source: Path, allow_identifying: bool) -> list[ScreenedFile]:
     if len(by_series) > 1:
         listing = "\n  ".join(_series_label(files) for files in by_series.values())
         raise InputError(
-            f"{source}: holds {len(by_series)} series; put each series in its own folder and list them separately:\n  {listing}"
+            f"{source}: contains {len(by_series)} series; put each series in its own folder and list them separately:\n  {listing}"
         )
     return kept
 
@@ -101,7 +107,7 @@ def _split_key(frame: Frame) -> tuple[str, str, str]:
 
 
 def _check_one_volume(source: Path, frames: list[Frame]) -> None:
-    """Reject a series that holds several echoes, time points or stacks."""
+    """Reject a series that contains several echoes, time points or stacks."""
     groups: dict[tuple[str, str, str], list[Frame]] = defaultdict(list)
     for frame in frames:
         groups[_split_key(frame)].append(frame)
@@ -113,7 +119,33 @@ def _check_one_volume(source: Path, frames: list[Frame]) -> None:
             lines.append(f"{label}: {len(members)} frame(s) (e.g. {members[0].file.name})")
         listing = "\n  ".join(lines)
         raise InputError(
-            f"{source}: one series holds {len(groups)} volumes (different echoes, time points or stacks); "
+            f"{source}: one series contains {len(groups)} volumes (different echoes, time points or stacks); "
+            f"export each one as its own series:\n  {listing}"
+        )
+
+
+def _check_acquisitions(source: Path, frames: list[Frame], normal: np.ndarray) -> None:
+    """Reject repeated acquisitions that share a series, naming each AcquisitionNumber.
+
+    AcquisitionNumber alone does not separate volumes, because some CT scanners number
+    every rotation of one helical volume.  It is used only when positions repeat and the
+    acquisitions, taken one at a time, do not.
+    """
+    distances = np.round([float(f.position @ normal) for f in frames], 3)  # type: ignore[operator]
+    if len(set(distances.tolist())) == len(frames):
+        return
+    groups: dict[str, list[int]] = defaultdict(list)
+    for index, frame in enumerate(frames):
+        groups[frame.acquisition].append(index)
+    if len(groups) < 2:
+        return
+    if all(len(set(distances[members].tolist())) == len(members) for members in groups.values()):
+        listing = "\n  ".join(
+            f"AcquisitionNumber {number or '(none)'}: {len(members)} frame(s) (e.g. {frames[members[0]].file.name})"
+            for number, members in sorted(groups.items())
+        )
+        raise InputError(
+            f"{source}: one series contains {len(groups)} acquisitions at the same positions; "
             f"export each one as its own series:\n  {listing}"
         )
 
@@ -183,7 +215,7 @@ def _sort_and_space(source: Path, frames: list[Frame], normal: np.ndarray) -> tu
         )
         raise InputError(
             f"{source}: duplicate positions in series ({duplicates.size} pair(s): {listing}); "
-            "the folder holds copies of slices or several volumes that share a SeriesInstanceUID"
+            "the folder contains copies of slices or several volumes that share a SeriesInstanceUID"
         )
 
     first = frames[0].position
@@ -217,7 +249,7 @@ def _modality(source: Path, files: list[ScreenedFile], requested: str | None) ->
     header = found[0] if found else None
     if requested is not None:
         if header in MODALITIES and header != requested:
-            raise InputError(f"{source}: the manifest or option says {requested} but the DICOM Modality is {header}; correct one of them")
+            raise InputError(f"{source}: the manifest or option gives {requested} but the DICOM Modality is {header}; correct one of them")
         return requested
     if header is None:
         return None
@@ -246,6 +278,7 @@ def read_dicom(source: Path, *, allow_identifying: bool = False, modality: str |
     _check_one_volume(source, frames)
     row_cosine, column_cosine, (row_spacing, column_spacing) = _check_geometry(source, frames)
     normal = np.cross(row_cosine, column_cosine)
+    _check_acquisitions(source, frames, normal)
     frames, slice_spacing = _sort_and_space(source, frames, normal)
 
     preambleless = sum(item.preamble_missing for item in files)
@@ -261,10 +294,18 @@ def read_dicom(source: Path, *, allow_identifying: bool = False, modality: str |
     decoded = {id(item): decode_frames(item) for item in files}  # each (frames, rows, columns)
     by_file = {item.path: item for item in files}
     array = np.empty((frames[0].columns, frames[0].rows, len(frames)), dtype=np.float32)  # (X, Y, Z)
+    fill = _PADDING_FILL.get(chosen_modality or "", 0.0)
+    padded = 0
     for k, frame in enumerate(frames):
         stored = decoded[id(by_file[frame.file])][frame.frame_index]  # (rows, columns)
         plane = stored.astype(np.float64) * frame.slope + frame.intercept
+        if frame.padding_value is not None:
+            outside = stored == frame.padding_value
+            plane[outside] = fill
+            padded += int(outside.sum())
         array[:, :, k] = plane.T  # columns run along the row cosine, which is voxel axis i
+    if padded:
+        logger.info("set %d voxels marked by PixelPaddingValue (outside the scanned field) to %g", padded, fill)
 
     affine_lps = np.eye(4)
     affine_lps[:3, 0] = row_cosine * column_spacing

@@ -63,7 +63,7 @@ def cohort_from_path(path: str | Path, pseudonymizer: Pseudonymizer, modality: s
             manifest has its own column, so both ignore it.
 
     Raises:
-        InputError: the path does not exist or holds no scan.
+        InputError: the path does not exist or contains no scan.
         ConfigError: the modality is unknown.
     """
     source = Path(path).resolve()

@@ -45,8 +45,8 @@ def apply_nonfinite_policy(array: np.ndarray, source: Path, policy: str, value: 
     if not np.isfinite(value):
         raise ConfigError(f"nonfinite_value must be a finite number, got {value}")
     if np.isfinite(array.min()) and np.isfinite(array.max()):
-        # min and max are NaN when any voxel is NaN, and infinite when any is infinite;
-        # two reductions are cheaper than a full boolean mask on large volumes.
+        # min and max are NaN when any voxel is NaN and infinite when any is infinite.
+        # Two reductions are cheaper than a full boolean mask on large volumes.
         return array, []
     bad = ~np.isfinite(array)
     count = int(bad.sum())
@@ -55,7 +55,7 @@ def apply_nonfinite_policy(array: np.ndarray, source: Path, policy: str, value: 
     n_nan = int(np.isnan(array).sum())
     detail = f"{count} non-finite voxels ({n_nan} NaN, {count - n_nan} Inf) of {array.size}"
     if count == array.size:
-        raise InputError(f"{source}: all {array.size} voxels are NaN or Inf; the file holds no image")
+        raise InputError(f"{source}: all {array.size} voxels are NaN or Inf; the file contains no image data")
     if policy == "reject":
         raise InputError(
             f"{source}: {detail}; fix the file, or set data.nonfinite=replace (and data.nonfinite_value) "

@@ -132,7 +132,7 @@ def _squeeze_to_3d(raw: np.ndarray, path: Path) -> np.ndarray:
 def _scale(raw: np.ndarray, image: nib.Nifti1Image) -> np.ndarray:
     """Apply scl_slope/scl_inter once to the unscaled values.
 
-    nibabel's array proxy holds the scaling after the NIfTI-1 rule (slope 0 or NaN
+    nibabel's array proxy stores the scaling after the NIfTI-1 rule (slope 0 or NaN
     becomes slope 1, intercept 0) and resets the header fields to NaN, so the proxy's
     values are the ones to use.
     """
@@ -163,7 +163,7 @@ def _affine(header: nib.Nifti1Header, shape: tuple[int, ...]) -> tuple[np.ndarra
         if distance > XFORM_TOLERANCE_MM:
             warnings.append(
                 f"sform (code {sform_code}) and qform (code {qform_code}) disagree by up to {distance:.2f} mm; "
-                "the sform was used, as the NIfTI standard says"
+                "the sform was used, as the NIfTI standard requires"
             )
     if sform is not None:
         affine = sform

@@ -48,7 +48,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Bump when the chain changes in a way the profile fields do not show; it is part of
+# Bump when the chain changes in a way the profile fields do not show.  It is part of
 # every cache key, so old cache entries are never served for a new chain.
 CHAIN_VERSION = 1
 # denormalize maps MR to [0, MR_UNIT_MAX]: 0 is the low percentile, MR_UNIT_MAX the high one.
@@ -97,7 +97,7 @@ def canonical_affine(config: PreprocessConfig) -> np.ndarray:
     """Return the canonical voxel-to-RAS+ affine of a synthetic volume of this profile.
 
     The grid is axis-aligned in RAS+ with isotropic ``spacing_mm`` and its centre voxel at
-    the world origin, so it says nothing about any patient's position.  Under
+    the world origin, so it reveals nothing about any patient's position.  Under
     ``fit="resize"`` the spacing is nominal, because each scan was scaled to fit.
     """
     spacing = config.spacing_mm
@@ -224,14 +224,14 @@ def preprocess_volume(volume: Volume, config: PreprocessConfig, modality: str) -
 
     Raises:
         ConfigError: the modality is unknown.
-        InputError: the volume holds NaN/Inf (load it with a non-finite policy first).
+        InputError: the volume contains NaN/Inf (load it with a non-finite policy first).
     """
     modality = _check_modality(modality)
     import torch
     from monai.data import MetaTensor
 
     if not np.all(np.isfinite(volume.array)):
-        raise InputError("the volume holds NaN or Inf voxels; load it with load_volume, which rejects or replaces them")
+        raise InputError("the volume contains NaN or Inf voxels; load it with load_volume, which rejects or replaces them")
     image = MetaTensor(torch.from_numpy(np.ascontiguousarray(volume.array)[None]), affine=torch.as_tensor(volume.affine))  # (1, X, Y, Z)
     output = _build_chain(volume, config, modality)(image)
     array = np.asarray(output.detach().cpu().numpy() if hasattr(output, "detach") else output, dtype=np.float32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import numpy as np
@@ -80,3 +81,29 @@ def test_validate_duplicate_content(tmp_path):
     result = _run("validate", str(tmp_path), "--modality", "MR")
     assert result.exit_code == 2
     assert "same content as" in result.stderr
+
+
+def test_validate_names_gzip_problems(tmp_path):
+    data = np.random.default_rng(0).normal(size=(32, 32, 32)).astype(np.float32)
+    save_nifti(tmp_path / "plain.nii", data)
+    (tmp_path / "plain.nii").rename(tmp_path / "mislabelled.nii.gz")
+    save_nifti(tmp_path / "cut.nii.gz", data)
+    (tmp_path / "cut.nii.gz").write_bytes((tmp_path / "cut.nii.gz").read_bytes()[:20000])
+    save_nifti(tmp_path / "short.nii.gz", data)
+    plain = gzip.decompress((tmp_path / "short.nii.gz").read_bytes())
+    (tmp_path / "short.nii.gz").write_bytes(gzip.compress(plain[:10000]))
+    result = _run("validate", str(tmp_path), "--modality", "MR")
+    assert result.exit_code == 2
+    assert "2 problem(s) in 3 scan(s)" in result.stderr
+    assert "cut.nii.gz: the gzip stream is truncated" in result.stderr
+    assert "short.nii.gz: the data section is shorter" in result.stderr
+    assert "not gzip-compressed despite its .gz name" in result.stdout
+
+
+def test_validate_patient_in_both_splits(tmp_path):
+    save_nifti(tmp_path / "a.nii.gz", np.arange(512, dtype=np.float32).reshape(8, 8, 8))
+    save_nifti(tmp_path / "b.nii.gz", np.arange(512, dtype=np.float32).reshape(8, 8, 8) * 2)
+    (tmp_path / "m.csv").write_text("path,patient_id,modality,split\na.nii.gz,P1,MR,train\nb.nii.gz,P1,MR,holdout\n", encoding="utf-8")
+    result = _run("validate", str(tmp_path / "m.csv"))
+    assert result.exit_code == 2
+    assert "both 'train' and 'holdout'" in result.stderr

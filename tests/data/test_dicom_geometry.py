@@ -52,7 +52,7 @@ def test_marker_world_position(tmp_path):
 
 
 def test_spacing_from_positions(tmp_path):
-    # SliceThickness and SpacingBetweenSlices say 5 mm but the positions are 1.6 mm apart.
+    # SliceThickness and SpacingBetweenSlices state 5 mm but the positions are 1.6 mm apart.
     volume = np.ones((4, 4, 6), dtype=np.int16)
     positions = [(0.0, 0.0, 1.6 * n) for n in range(6)]
     write_series(tmp_path / "s", volume, positions=positions, SliceThickness=5.0, SpacingBetweenSlices=5.0)

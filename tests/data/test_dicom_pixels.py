@@ -174,3 +174,19 @@ def test_undecodable_syntax_says_fix(tmp_path, ramp):
     ds.save_as(paths[0], enforce_file_format=True)
     with pytest.raises(InputError, match=r"1\.2\.840\.10008\.1\.2\.4\.100.*decompress the series"):
         load_volume(tmp_path / "s")
+
+
+def test_jpeg2000_matches_original(tmp_path):
+    from pydicom.pixels import get_encoder
+
+    if not get_encoder(JPEG2000Lossless).is_available:
+        pytest.skip("no JPEG 2000 encoder installed (pylibjpeg-openjpeg)")
+    # OpenJPEG's default of 6 resolution levels needs planes of at least 32 x 32.
+    volume = (np.arange(32 * 32 * 3).reshape(32, 32, 3) % 1000 + 1).astype(np.int16)
+    paths = write_series(tmp_path / "j2k", volume)
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.compress(JPEG2000Lossless)
+        ds.save_as(path)
+    assert pydicom.dcmread(paths[0]).file_meta.TransferSyntaxUID == JPEG2000Lossless
+    assert np.array_equal(load_volume(tmp_path / "j2k").array, volume.astype(np.float32))

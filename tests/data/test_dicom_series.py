@@ -39,7 +39,7 @@ def _non_image(path, sop_class):
 def test_two_series_listed(tmp_path):
     write_series(tmp_path / "s", np.ones((4, 4, 3), np.int16), series_uid="1.2.3.1", names=["a1.dcm", "a2.dcm", "a3.dcm"])
     write_series(tmp_path / "s", np.ones((6, 6, 2), np.int16), series_uid="1.2.3.2", names=["b1.dcm", "b2.dcm"])
-    with pytest.raises(InputError, match="holds 2 series") as caught:
+    with pytest.raises(InputError, match="contains 2 series") as caught:
         load_volume(tmp_path / "s")
     assert "3 file(s), 3 frame(s) of 4x4" in str(caught.value)
     assert "2 file(s), 2 frame(s) of 6x6" in str(caught.value)
@@ -51,7 +51,7 @@ def test_two_echoes_listed(tmp_path):
                  names=["e1a.dcm", "e1b.dcm", "e1c.dcm"])
     write_series(tmp_path / "s", 5 * volume, modality="MR", sop_class=MRImageStorage, EchoNumbers=2, EchoTime=80.0,
                  names=["e2a.dcm", "e2b.dcm", "e2c.dcm"])
-    with pytest.raises(InputError, match="holds 2 volumes") as caught:
+    with pytest.raises(InputError, match="contains 2 volumes") as caught:
         load_volume(tmp_path / "s")
     assert "echo 1: 3 frame(s)" in str(caught.value)
     assert "echo 2: 3 frame(s)" in str(caught.value)
@@ -149,7 +149,7 @@ def test_derived_secondary_ct_loads(tmp_path, ramp):
 
 def test_modality_mismatch_rejected(tmp_path, ramp):
     write_series(tmp_path / "s", ramp)
-    with pytest.raises(InputError, match="says MR but the DICOM Modality is CT"):
+    with pytest.raises(InputError, match="gives MR but the DICOM Modality is CT"):
         load_volume(tmp_path / "s", modality="MR")
 
 
@@ -163,3 +163,32 @@ def test_volume_carries_no_identifier(tmp_path, ramp):
     write_series(tmp_path / "s", ramp)
     volume = load_volume(tmp_path / "s")
     assert set(vars(volume)) == {"array", "affine", "modality", "warnings"}
+
+
+def test_two_acquisitions_listed(tmp_path):
+    volume = np.ones((4, 4, 3), np.int16)
+    write_series(tmp_path / "s", volume, AcquisitionNumber=1, names=["a1.dcm", "a2.dcm", "a3.dcm"])
+    write_series(tmp_path / "s", 2 * volume, AcquisitionNumber=2, names=["b1.dcm", "b2.dcm", "b3.dcm"])
+    with pytest.raises(InputError, match="contains 2 acquisitions") as caught:
+        load_volume(tmp_path / "s")
+    assert "AcquisitionNumber 1: 3 frame(s)" in str(caught.value)
+    assert "AcquisitionNumber 2: 3 frame(s)" in str(caught.value)
+
+
+def test_acquisition_per_slice_loads(tmp_path, ramp):
+    # Some CT scanners number each rotation of one volume as its own acquisition.
+    paths = write_series(tmp_path / "s", ramp)
+    for number, path in enumerate(paths, start=1):
+        ds = pydicom.dcmread(path)
+        ds.AcquisitionNumber = number
+        ds.save_as(path)
+    assert np.array_equal(load_volume(tmp_path / "s").array, ramp.astype(np.float32))
+
+
+def test_pixel_padding_becomes_air(tmp_path):
+    raw = np.full((4, 4, 3), 1024, np.int16)
+    raw[0, 0, :] = -2000
+    write_series(tmp_path / "s", raw, slope=1.0, intercept=-1024.0, PixelPaddingValue=-2000)
+    volume = load_volume(tmp_path / "s")
+    assert np.all(volume.array[0, 0, :] == -1024.0)
+    assert np.all(volume.array[1:, :, :] == 0.0)
