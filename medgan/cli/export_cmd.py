@@ -12,8 +12,9 @@ __all__ = ["export", "scan_leaks"]
 @click.command(name="export")
 @click.option("--run", "run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True,
               help="Run folder to export.")
-@click.option("--format", "fmt", type=click.Choice(["nifti", "dicom"]), default="nifti", show_default=True,
-              help="Output format: NIfTI files or one DICOM series per volume.")
+@click.option("--format", "fmt", type=click.Choice(["nifti", "dicom", "dicom-enhanced"]), default="nifti", show_default=True,
+              help="Output format: NIfTI files, one single-frame DICOM series per volume, or one enhanced multi-frame "
+                   "DICOM file per volume (needs highdicom).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Destination folder [default: RUN/export/FORMAT, or RUN/release/FORMAT with --approved-only].")
 @click.option("--approved-only", is_flag=True,

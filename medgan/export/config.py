@@ -14,7 +14,10 @@ __all__ = ["ExportConfig"]
 class ExportConfig(Section):
     """Export format and release policy."""
 
-    format: Literal["nifti", "dicom"] = Field("nifti", description="Output format of the exported volumes.")
+    format: Literal["nifti", "dicom", "dicom-enhanced"] = Field(
+        "nifti",
+        description="Output format: NIfTI files, one single-frame DICOM series per volume, or one enhanced multi-frame DICOM file per volume (needs highdicom).",
+    )
     approved_only: bool = Field(False, description="Export only scans approved in the audit log (a release).")
     drop_flagged: bool = Field(
         False,

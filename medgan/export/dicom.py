@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from medgan.export.geometry import slice_geometry
 from medgan.export.uids import new_uid
 from medgan.fileio import atomic_path
 
-__all__ = ["SeriesOptions", "SeriesResult", "write_dicom_series", "DEIDENTIFICATION_METHOD"]
+__all__ = ["SeriesOptions", "SeriesResult", "write_dicom_series", "slice_datasets", "new_series_result", "DEIDENTIFICATION_METHOD"]
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +165,100 @@ def _modality_module(ds: Dataset, options: SeriesOptions) -> None:
     ds.SequenceName = "medgan synthetic"
 
 
+def _check_inputs(array: np.ndarray, options: SeriesOptions) -> np.ndarray:
+    if options.modality not in _SOP_CLASSES:
+        raise ConfigError(f"DICOM export supports modality CT or MR, got {options.modality!r}")
+    array = np.asarray(array)
+    if array.ndim != 3:
+        raise ConfigError(f"expected a 3D volume (X, Y, Z), got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ConfigError("volume contains NaN or Inf values; DICOM integer storage cannot hold them")
+    return array
+
+
+def new_series_result() -> SeriesResult:
+    """Return a :class:`SeriesResult` with fresh UIDs and a fresh synthetic patient id."""
+    return SeriesResult(
+        files=[],
+        study_uid=new_uid(),
+        series_uid=new_uid(),
+        frame_of_reference_uid=new_uid(),
+        patient_id="SYN-" + secrets.token_hex(6).upper(),
+    )
+
+
+def slice_datasets(
+    array: np.ndarray,
+    affine: np.ndarray,
+    options: SeriesOptions,
+    result: SeriesResult,
+    now: dt.datetime,
+) -> Iterator[Dataset]:
+    """Yield one single-frame dataset per slice, in InstanceNumber order.
+
+    For speed the same dataset object is yielded each time with only its UID, number,
+    position and pixels changed; a caller that keeps the datasets must copy them.
+
+    Raises:
+        ConfigError: the modality is unknown, the affine is sheared, or the values do
+            not fit 16-bit storage.
+    """
+    array = _check_inputs(array, options)
+    geometry = slice_geometry(affine, array.shape[2])
+    stored, pixel_representation = _encode_pixels(array, options.modality)
+    sop_class = _SOP_CLASSES[options.modality]
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = "MEDGAN_" + __version__.replace(".", "_")[:8]
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = sop_class
+    ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL" if options.modality == "CT" else "OTHER"]
+    _patient_study_series(ds, options, result, now)
+
+    # General Image.
+    ds.PatientOrientation = ""
+    ds.ContentDate = now.strftime("%Y%m%d")
+    ds.ContentTime = now.strftime("%H%M%S")
+    ds.BurnedInAnnotation = "NO"
+    ds.RecognizableVisualFeatures = "YES" if options.recognizable_features else "NO"
+    ds.LossyImageCompression = "00"
+    ds.DerivationDescription = "Synthetic image sampled from a generative model; no acquired data"
+
+    # Image Plane.
+    ds.ImageOrientationPatient = [_ds(value) for value in geometry.orientation]
+    ds.PixelSpacing = [_ds(value) for value in geometry.pixel_spacing]
+    ds.SliceThickness = _ds(geometry.slice_spacing)
+    if options.modality == "MR":
+        ds.SpacingBetweenSlices = _ds(geometry.slice_spacing)
+
+    # Image Pixel.
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = array.shape[1], array.shape[0]
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = pixel_representation
+    _modality_module(ds, options)
+    if options.window is not None:
+        lower, upper = options.window
+        ds.WindowCenter = _ds((lower + upper) / 2.0)
+        ds.WindowWidth = _ds(upper - lower)
+
+    for instance, k in enumerate(geometry.order, start=1):
+        sop_uid = new_uid()
+        meta.MediaStorageSOPInstanceUID = sop_uid
+        ds.SOPInstanceUID = sop_uid
+        ds.InstanceNumber = instance
+        ds.ImagePositionPatient = [_ds(value) for value in geometry.positions[k]]
+        # Pixel (row r, column c) is voxel (c, r, k).
+        ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()  # (rows=Y, columns=X)
+        yield ds
+
+
 def write_dicom_series(
     array: np.ndarray,
     affine: np.ndarray,
@@ -190,78 +285,15 @@ def write_dicom_series(
         ConfigError: the modality is unknown, the affine is sheared, or the values do
             not fit 16-bit storage.
     """
-    if options.modality not in _SOP_CLASSES:
-        raise ConfigError(f"DICOM export supports modality CT or MR, got {options.modality!r}")
-    array = np.asarray(array)
-    if array.ndim != 3:
-        raise ConfigError(f"expected a 3D volume (X, Y, Z), got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ConfigError("volume contains NaN or Inf values; DICOM integer storage cannot hold them")
-    geometry = slice_geometry(affine, array.shape[2])
-    stored, pixel_representation = _encode_pixels(array, options.modality)
-    now = now or dt.datetime.now(dt.timezone.utc)
-    sop_class = _SOP_CLASSES[options.modality]
-    result = SeriesResult(
-        files=[],
-        study_uid=new_uid(),
-        series_uid=new_uid(),
-        frame_of_reference_uid=new_uid(),
-        patient_id="SYN-" + secrets.token_hex(6).upper(),
-    )
+    _check_inputs(array, options)
+    result = new_series_result()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    # One dataset contains the attributes every slice shares; each slice then sets only
-    # its own UID, number, position and pixels before it is written.
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    meta.ImplementationVersionName = "MEDGAN_" + __version__.replace(".", "_")[:8]
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = sop_class
-    ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL" if options.modality == "CT" else "OTHER"]
-    _patient_study_series(ds, options, result, now)
-    # General Image.
-    ds.PatientOrientation = ""
-    ds.ContentDate = now.strftime("%Y%m%d")
-    ds.ContentTime = now.strftime("%H%M%S")
-    ds.BurnedInAnnotation = "NO"
-    ds.RecognizableVisualFeatures = "YES" if options.recognizable_features else "NO"
-    ds.LossyImageCompression = "00"
-    ds.DerivationDescription = "Synthetic image sampled from a generative model; no acquired data"
-    # Image Plane.
-    ds.ImageOrientationPatient = [_ds(value) for value in geometry.orientation]
-    ds.PixelSpacing = [_ds(value) for value in geometry.pixel_spacing]
-    ds.SliceThickness = _ds(geometry.slice_spacing)
-    if options.modality == "MR":
-        ds.SpacingBetweenSlices = _ds(geometry.slice_spacing)
-    # Image Pixel.
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = array.shape[1], array.shape[0]
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = pixel_representation
-    _modality_module(ds, options)
-    if options.window is not None:
-        lower, upper = options.window
-        ds.WindowCenter = _ds((lower + upper) / 2.0)
-        ds.WindowWidth = _ds(upper - lower)
-
-    for instance, k in enumerate(geometry.order, start=1):
-        sop_uid = new_uid()
-        meta.MediaStorageSOPInstanceUID = sop_uid
-        ds.SOPInstanceUID = sop_uid
-        ds.InstanceNumber = instance
-        ds.ImagePositionPatient = [_ds(value) for value in geometry.positions[k]]
-        # Pixel (row r, column c) is voxel (c, r, k).
-        ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()  # (rows=Y, columns=X)
-        path = folder / f"{instance:04d}.dcm"
+    for ds in slice_datasets(array, affine, options, result, now or dt.datetime.now(dt.timezone.utc)):
+        path = folder / f"{int(ds.InstanceNumber):04d}.dcm"
         with atomic_path(path) as temporary:
             ds.save_as(temporary, enforce_file_format=True)
         result.files.append(path)
-        result.sop_instance_uids.append(sop_uid)
+        result.sop_instance_uids.append(str(ds.SOPInstanceUID))
     logger.debug("wrote a %s series of %d slices", options.modality, len(result.files))
     return result

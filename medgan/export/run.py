@@ -26,6 +26,7 @@ from medgan.errors import ConfigError, InputError, LeakError, ReviewError
 from medgan.export.card import build_card, render_markdown
 from medgan.export.config import ExportConfig
 from medgan.export.dicom import SeriesOptions, write_dicom_series
+from medgan.export.multiframe import enhanced_available, write_dicom_enhanced
 from medgan.export.leaks import identifiers_from_run, scan_folder
 from medgan.export.nifti import save_nifti
 from medgan.fileio import sha256_file, write_json_atomic, write_text_atomic
@@ -34,7 +35,7 @@ __all__ = ["ExportSummary", "export_run", "load_run_inputs", "RunInputs", "satur
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("nifti", "dicom")
+FORMATS = ("nifti", "dicom", "dicom-enhanced")
 _HEAD_WORDS = re.compile(r"brain|head|neuro|skull|face|cranial", re.IGNORECASE)
 _AFFINE_TOLERANCE = 1e-4
 
@@ -299,7 +300,8 @@ def export_run(
 
     Args:
         run_dir: the run folder.
-        fmt: "nifti" or "dicom".
+        fmt: "nifti", "dicom" (single-frame series) or "dicom-enhanced" (one
+            multi-frame file per volume, needs highdicom).
         out_dir: destination; defaults to ``run_dir/export/<fmt>`` for staging and
             ``run_dir/release/<fmt>`` for a release.
         approved_only: apply the release policy.
@@ -320,6 +322,8 @@ def export_run(
         raise ConfigError("an export that is not a staging export must be a release; pass approved_only=True (--approved-only)")
     from medgan.data.preprocess import MR_UNIT_MAX, canonical_affine
 
+    if fmt == "dicom-enhanced" and not enhanced_available():
+        raise ConfigError("format dicom-enhanced needs highdicom; install it (pip install highdicom) or use format dicom")
     inputs = load_run_inputs(run_dir)
     settings = inputs.export_config
     if drop_flagged is None:
@@ -368,13 +372,18 @@ def export_run(
                 options = SeriesOptions(
                     modality=modality,
                     description=f"medgan synthetic {modality} {stem}",
-                    window=ct_window if modality == "CT" else None,
+                    window=ct_window if modality == "CT" else (0.0, MR_UNIT_MAX),
                     recognizable_features=recognizable,
                     series_number=series_number,
                 )
-                series = write_dicom_series(values, affine, temporary / stem, options)
-                record.update(folder=stem, n_files=len(series.files), series_uid=series.series_uid)
-                written.append(stem)
+                if fmt == "dicom":
+                    series = write_dicom_series(values, affine, temporary / stem, options)
+                    record.update(folder=stem, n_files=len(series.files), series_uid=series.series_uid)
+                    written.append(stem)
+                else:
+                    series = write_dicom_enhanced(values, affine, temporary / f"{stem}.dcm", options)
+                    record.update(file=f"{stem}.dcm", n_frames=grid, series_uid=series.series_uid)
+                    written.append(f"{stem}.dcm")
             exported_index.append(record)
         write_json_atomic(temporary / "index.json", exported_index)
 
@@ -388,7 +397,7 @@ def export_run(
             ),
             "mr_unit": f"arbitrary units 0..{MR_UNIT_MAX:g}, 0 at the profile's low percentile and {MR_UNIT_MAX:g} at the high one",
             "saturated_voxels": saturated_total,
-            "dicom_quantisation": "DICOM stores integers: CT rounded to 1 HU, MR to 1 unit" if fmt == "dicom" else None,
+            "dicom_quantisation": "DICOM stores integers: CT rounded to 1 HU, MR to 1 unit" if fmt != "nifti" else None,
             "nifti_dtype": settings.nifti_dtype if fmt == "nifti" else None,
         }
         geometry = {

@@ -62,7 +62,8 @@ def _expected_array(array: np.ndarray, affine: np.ndarray) -> np.ndarray:
 
 def _uids(path: Path) -> list[str]:
     dataset = pydicom.dcmread(path)
-    values = [str(element.value) for element in dataset.file_meta if element.VR == "UI"]
+    # ImplementationClassUID names the writing software, the same in every file by design.
+    values = [str(element.value) for element in dataset.file_meta if element.VR == "UI" and element.keyword != "ImplementationClassUID"]
     values += [str(element.value) for element in dataset.iterall() if element.VR == "UI"]
     return [value for value in values if not value.startswith(_STANDARD_UID_PREFIXES)]
 
@@ -196,3 +197,37 @@ def test_export_dicom_roundtrip(ct_run: Path) -> None:
     volume = load_volume(summary.out_dir / "syn-0000")
     assert np.max(np.abs(volume.affine - source.affine)) < 1e-3
     assert np.max(np.abs(volume.array - np.asarray(source.dataobj))) <= 0.5
+
+
+@pytest.mark.parametrize("name", sorted(AFFINES))
+def test_enhanced_roundtrip_medgan_loader(tmp_path: Path, name: str) -> None:
+    pytest.importorskip("highdicom")
+    from medgan.export.multiframe import write_dicom_enhanced
+
+    array, affine = _volume(), AFFINES[name]
+    result = write_dicom_enhanced(array, affine, tmp_path / "v.dcm", SeriesOptions("CT", window=(-1000.0, 1000.0)))
+    volume = load_volume(result.files[0])
+    assert np.max(np.abs(volume.affine - dicom_reload_affine(affine, 3))) < 1e-3
+    assert np.array_equal(volume.array, _expected_array(array, affine))
+
+
+@pytest.mark.parametrize("modality", ["CT", "MR"])
+def test_enhanced_dciodvfy_no_errors(run_factory, modality: str) -> None:
+    pytest.importorskip("highdicom")
+    run = run_factory(n_scans=2, modality=modality)
+    summary = export_run(run, fmt="dicom-enhanced")
+    files = sorted(summary.out_dir.glob("*.dcm"))
+    assert [path.name for path in files] == ["syn-0000.dcm", "syn-0001.dcm"]
+    for path in files:
+        assert _dciodvfy_errors(path) == [], path.name
+
+
+def test_enhanced_uids_fresh(run_factory) -> None:
+    pytest.importorskip("highdicom")
+    run = run_factory(n_scans=2)
+    summary = export_run(run, fmt="dicom-enhanced")
+    first, second = (pydicom.dcmread(path) for path in sorted(summary.out_dir.glob("*.dcm")))
+    assert first.file_meta.MediaStorageSOPInstanceUID == first.SOPInstanceUID
+    assert all(is_valid_uid(uid) for uid in _uids(Path(first.filename)))
+    assert not set(_uids(Path(first.filename))) & set(_uids(Path(second.filename)))
+    assert first.NumberOfFrames == 6

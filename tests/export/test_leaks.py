@@ -160,8 +160,10 @@ def _file_text(path: Path) -> str:
     return data.decode("latin-1")
 
 
-@pytest.mark.parametrize("fmt", ["nifti", "dicom"])
+@pytest.mark.parametrize("fmt", ["nifti", "dicom", "dicom-enhanced"])
 def test_export_carries_no_source_identifier(ct_run: Path, fmt: str) -> None:
+    if fmt == "dicom-enhanced":
+        pytest.importorskip("highdicom")
     summary = export_run(ct_run, fmt=fmt)
     texts = {path.relative_to(summary.out_dir).as_posix(): _file_text(path) for path in summary.out_dir.rglob("*") if path.is_file()}
     for forbidden in FORBIDDEN:
