@@ -117,6 +117,7 @@ def _patient_study_series(ds: Dataset, options: SeriesOptions, uids: SeriesResul
     code = Dataset()
     code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = _DEID_CODE
     ds.DeidentificationMethodCodeSequence = Sequence([code])
+
     # General Study: the study date is the export date; nothing was acquired.
     ds.StudyInstanceUID = uids.study_uid
     ds.StudyDate = date
@@ -125,6 +126,7 @@ def _patient_study_series(ds: Dataset, options: SeriesOptions, uids: SeriesResul
     ds.StudyID = ""
     ds.AccessionNumber = ""
     ds.StudyDescription = options.description
+
     # General Series.
     ds.Modality = options.modality
     ds.SeriesInstanceUID = uids.series_uid
@@ -135,9 +137,11 @@ def _patient_study_series(ds: Dataset, options: SeriesOptions, uids: SeriesResul
     # Type 2C: no paired body part and no patient on a table, so both stay empty.
     ds.Laterality = ""
     ds.PatientPosition = ""
+
     # Frame of Reference: shared by every slice of the series.
     ds.FrameOfReferenceUID = uids.frame_of_reference_uid
     ds.PositionReferenceIndicator = ""
+
     # General Equipment.
     ds.Manufacturer = "medgan"
     ds.ManufacturerModelName = "medgan conditional GAN"

@@ -40,8 +40,12 @@ _MAX_RAW_BYTES = 64 << 20
 # Path components this common name no patient; skipping them keeps card text such as
 # "data" or "images" from matching a source folder of that name.
 _GENERIC_NAMES = frozenset(
-    {"data", "dicom", "nifti", "images", "image", "series", "scans", "scan", "ct", "mr", "mri", "home", "tmp", "study"}
+    {
+        "data", "dicom", "nifti", "images", "image", "series", "scans", "scan", "ct", "mr", "mri", "home", "tmp",
+        "study", "studies", "raw", "input", "inputs", "source", "sources", "subjects", "subject", "patients", "export",
+    }
 )
+_TRAILING_NUMBER = re.compile(r"[_\-. ]*[0-9]+$")
 _MIN_TOKEN_LENGTH = 3
 _NIFTI_HEADER_READ = 1 << 20
 
@@ -392,15 +396,38 @@ def _dicom_identifiers(source: Path, identifiers: Identifiers) -> None:
                 identifiers.institutions.add(str(value))
 
 
-def _path_identifiers(source: Path, identifiers: Identifiers) -> None:
+def _path_identifiers(source: Path, identifiers: Identifiers, public_words: set[str]) -> None:
+    """Add a source path and its last two components, unless a component is generic.
+
+    A component is generic when it is a common folder word (``series``, ``series1``) or
+    equal to a public label name or value (``brain_mr``), which the card states anyway.
+    """
     identifiers.paths.add(str(source))
-    names = [source.name, source.parent.name]
-    for name in names:
+    for name in (source.name, source.parent.name):
         for suffix in (".nii.gz", ".nii", ".dcm"):
             if name.lower().endswith(suffix):
                 name = name[: -len(suffix)]
-        if len(name) >= _MIN_TOKEN_LENGTH and name.casefold() not in _GENERIC_NAMES:
-            identifiers.paths.add(name)
+        folded = name.casefold()
+        if len(name) < _MIN_TOKEN_LENGTH or folded in public_words:
+            continue
+        if folded in _GENERIC_NAMES or _TRAILING_NUMBER.sub("", folded) in _GENERIC_NAMES:
+            continue
+        identifiers.paths.add(name)
+
+
+def _label_words(run_dir: Path) -> set[str]:
+    """Return the casefolded label names and values of the run's synthetic index."""
+    try:
+        index = json.loads((run_dir / "synthetic" / "index.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return set()
+    words: set[str] = set()
+    for entry in index if isinstance(index, list) else []:
+        labels = entry.get("labels") if isinstance(entry, dict) else None
+        if isinstance(labels, dict):
+            words.update(str(key).casefold() for key in labels)
+            words.update(str(value).casefold() for value in labels.values())
+    return words
 
 
 def identifiers_from_run(run_dir: str | Path) -> Identifiers:
@@ -424,13 +451,14 @@ def identifiers_from_run(run_dir: str | Path) -> Identifiers:
     if not isinstance(id_map, dict):
         raise InputError(f"{id_map_path} must map scan ids to {{source, patient_id, source_patient_id}}")
     identifiers = Identifiers()
+    public_words = _label_words(Path(run_dir))
     for scan_id, entry in id_map.items():
         if not isinstance(entry, dict) or "source" not in entry:
             raise InputError(f"{id_map_path}: entry {scan_id} has no 'source'")
         source = Path(str(entry["source"]))
         if entry.get("source_patient_id"):
             identifiers.ids.add(str(entry["source_patient_id"]))
-        _path_identifiers(source, identifiers)
+        _path_identifiers(source, identifiers, public_words)
         if source.exists() and not source.name.lower().endswith(_NIFTI_SUFFIXES):
             _dicom_identifiers(source, identifiers)
     return identifiers

@@ -168,10 +168,10 @@ def _is_head_scan(inputs: RunInputs, entry: dict[str, Any]) -> bool:
 
 def _select(run_dir: Path, inputs: RunInputs, approved_only: bool, drop_flagged: bool) -> tuple[list[dict[str, Any]], list[dict[str, str]], list[str], dict[str, Any]]:
     """Apply the staging or release policy; return kept entries, left-out reasons, uncovered steps and the review record."""
-    flagged = {
-        Path(str(item.get("synthetic", ""))).name
-        for item in (inputs.report.get("memorization") or {}).get("flagged") or []
-    }
+    from medgan.review.approvals import flagged_files
+
+    # The same rule as the review dashboard: "flagged" entries and flagged "per_scan" rows.
+    flagged = flagged_files(inputs.report)
     kept: list[dict[str, Any]] = []
     left_out: list[dict[str, str]] = []
     uncovered: list[str] = []
@@ -188,10 +188,8 @@ def _select(run_dir: Path, inputs: RunInputs, approved_only: bool, drop_flagged:
                 f"scans ({', '.join(flagged_present)}); retrain with more privacy, or set export.drop_flagged "
                 "(--drop-flagged) to release without them, which the dataset card records"
             )
-        try:
-            from medgan.review.approvals import approved_hashes
-        except ImportError as error:
-            raise ReviewError(f"cannot check approvals: the review module is unavailable ({error})") from None
+        from medgan.review.approvals import approved_hashes
+
         approved = approved_hashes(run_dir, evaluation_id)
         review["policy"] = "release: every exported scan approved for the current evaluation id"
     else:

@@ -231,3 +231,27 @@ def test_enhanced_uids_fresh(run_factory) -> None:
     assert all(is_valid_uid(uid) for uid in _uids(Path(first.filename)))
     assert not set(_uids(Path(first.filename))) & set(_uids(Path(second.filename)))
     assert first.NumberOfFrames == 6
+
+
+def test_faces_removed_not_recognizable(run_factory) -> None:
+    import yaml
+
+    run = run_factory(n_scans=1, modality="MR", labels={"scan_type": "brain_mr"})
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["export"]["faces_removed"] = True
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    summary = export_run(run, fmt="dicom")
+    dataset = pydicom.dcmread(next(summary.out_dir.rglob("*.dcm")))
+    assert dataset.RecognizableVisualFeatures == "NO"
+    assert summary.warnings == []
+
+
+def test_export_mr_roundtrip(run_factory) -> None:
+    import nibabel as nib
+
+    run = run_factory(n_scans=1, modality="MR")
+    summary = export_run(run, fmt="dicom")
+    source = np.asarray(nib.load(str(run / "synthetic" / "syn-0000.nii.gz")).dataobj)
+    volume = load_volume(summary.out_dir / "syn-0000")
+    assert np.max(np.abs(volume.array - source)) <= 0.5
+    assert pydicom.dcmread(summary.out_dir / "syn-0000" / "0001.dcm").PixelRepresentation == 0

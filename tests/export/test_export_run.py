@@ -155,3 +155,21 @@ def test_foreign_out_dir_rejected(ct_run: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a medgan export"):
         export_run(ct_run, out_dir=out)
     assert (out / "thesis.docx").exists()
+
+
+def test_non_private_card_warns(run_factory) -> None:
+    run = run_factory()
+    report = json.loads((run / "report.json").read_text())
+    report["privacy"] = {"private": False}
+    (run / "report.json").write_text(json.dumps(report))
+    card = json.loads(export_run(run).card_path.read_text())
+    assert card["privacy"]["epsilon_covers"] == []
+    assert "WITHOUT differential privacy" in card["warnings"][0]
+
+
+def test_per_scan_flag_left_out(run_factory) -> None:
+    run = run_factory(n_scans=2)
+    report = json.loads((run / "report.json").read_text())
+    report["memorization"]["per_scan"] = [{"synthetic": "syn-0001.nii.gz", "flagged": True}]
+    (run / "report.json").write_text(json.dumps(report))
+    assert export_run(run).written == ["syn-0000.nii.gz"]

@@ -183,3 +183,16 @@ def test_dicom_without_preamble_scanned(tmp_path: Path) -> None:
     dataset.save_as(tmp_path / "IM0001", enforce_file_format=False)  # no preamble, no DICM marker
     findings = scan_folder(tmp_path, _identifiers())
     assert "id" in {finding.kind for finding in findings}
+
+
+def test_label_folder_not_identifier(run_factory) -> None:
+    run = run_factory(labels={"scan_type": "series_chest"})
+    id_map_path = run / "private" / "id_map.json"
+    id_map = json.loads(id_map_path.read_text())
+    entry = next(iter(id_map.values()))
+    id_map["scan-ffffffffffff"] = {**entry, "source": str(Path(entry["source"]).parent / "series_chest" / "series7")}
+    id_map_path.write_text(json.dumps(id_map))
+    paths = identifiers_from_run(run).paths
+    assert "series_chest" not in paths
+    assert "series7" not in paths
+    assert FOLDER_NAME in paths
