@@ -26,8 +26,8 @@ from medgan.errors import ConfigError, InputError, LeakError, ReviewError
 from medgan.export.card import build_card, render_markdown
 from medgan.export.config import ExportConfig
 from medgan.export.dicom import SeriesOptions, write_dicom_series
-from medgan.export.multiframe import enhanced_available, write_dicom_enhanced
 from medgan.export.leaks import identifiers_from_run, scan_folder
+from medgan.export.multiframe import enhanced_available, write_dicom_enhanced
 from medgan.export.nifti import save_nifti
 from medgan.fileio import sha256_file, write_json_atomic, write_text_atomic
 
@@ -280,6 +280,66 @@ def _replace_folder(temporary: Path, destination: Path) -> None:
         os.replace(temporary, destination)
 
 
+def _write_volume(
+    values: np.ndarray,
+    affine: np.ndarray,
+    folder: Path,
+    fmt: str,
+    entry: dict[str, Any],
+    modality: str,
+    settings: ExportConfig,
+    preprocess: PreprocessConfig,
+    series_number: int,
+) -> dict[str, Any]:
+    """Write one volume in ``fmt`` into ``folder``; return its record for the export's index.json."""
+    from medgan.data.preprocess import MR_UNIT_MAX
+
+    name = Path(entry["file"]).name
+    stem = name.removesuffix(".nii.gz").removesuffix(".nii")
+    record: dict[str, Any] = {"synthetic": name, "labels": entry.get("labels") or {}, "synthetic_sha256": entry["sha256"], "modality": modality}
+    if fmt == "nifti":
+        target = folder / f"{stem}.nii.gz"
+        dtype = np.float32 if settings.nifti_dtype == "float32" else np.int16
+        save_nifti(values, affine, target, dtype=dtype, description=f"medgan synthetic {modality}")
+        record.update(exported=target.name, sha256=sha256_file(target))
+        return record
+
+    window = tuple(preprocess.ct_window) if modality == "CT" else (0.0, MR_UNIT_MAX)
+    options = SeriesOptions(
+        modality=modality,
+        description=f"medgan synthetic {modality} {stem}",
+        window=window,
+        recognizable_features=not settings.faces_removed,
+        series_number=series_number,
+    )
+    if fmt == "dicom":
+        series = write_dicom_series(values, affine, folder / stem, options)
+        record.update(exported=stem, n_files=len(series.files), series_uid=series.series_uid)
+    else:
+        series = write_dicom_enhanced(values, affine, folder / f"{stem}.dcm", options)
+        record.update(exported=f"{stem}.dcm", n_frames=values.shape[2], series_uid=series.series_uid)
+    return record
+
+
+def _intensity_section(fmt: str, modalities: list[str], preprocess: PreprocessConfig, saturated: int, settings: ExportConfig) -> dict[str, Any]:
+    """Describe the output units, saturation and quantisation for the card."""
+    from medgan.data.preprocess import MR_UNIT_MAX
+
+    return {
+        "modalities": modalities,
+        "ct_unit": "HU",
+        "ct_window": list(preprocess.ct_window),
+        "ct_note": (
+            "CT values are mapped back to HU through the profile window; HU outside the window are saturated "
+            "to its edges, because preprocessing clipped them before training"
+        ),
+        "mr_unit": f"arbitrary units 0..{MR_UNIT_MAX:g}, 0 at the profile's low percentile and {MR_UNIT_MAX:g} at the high one",
+        "saturated_voxels": saturated,
+        "dicom_quantisation": "DICOM stores integers: CT rounded to 1 HU, MR to 1 unit" if fmt != "nifti" else None,
+        "nifti_dtype": settings.nifti_dtype if fmt == "nifti" else None,
+    }
+
+
 def export_run(
     run_dir: Path,
     *,
@@ -318,7 +378,7 @@ def export_run(
         raise ConfigError(f"export format {fmt!r} is not one of {', '.join(FORMATS)}")
     if not approved_only and not staging:
         raise ConfigError("an export that is not a staging export must be a release; pass approved_only=True (--approved-only)")
-    from medgan.data.preprocess import MR_UNIT_MAX, canonical_affine
+    from medgan.data.preprocess import canonical_affine
 
     if fmt == "dicom-enhanced" and not enhanced_available():
         raise ConfigError("format dicom-enhanced needs highdicom; install it (pip install highdicom) or use format dicom")
@@ -333,7 +393,7 @@ def export_run(
     kept, left_out, uncovered, review = _select(run_dir, inputs, approved_only, drop_flagged)
     identifiers = identifiers_from_run(run_dir)
     preprocess = _preprocess_config(inputs, run_dir)
-    grid, spacing, ct_window = preprocess.grid, preprocess.spacing_mm, tuple(preprocess.ct_window)
+    grid, spacing = preprocess.grid, preprocess.spacing_mm
     affine = canonical_affine(preprocess)
     warnings: list[str] = []
     modalities: set[str] = set()
@@ -345,6 +405,7 @@ def export_run(
     temporary = out_dir.with_name(f".{out_dir.name}.tmp-{secrets.token_hex(4)}")
     temporary.mkdir()
     try:
+        head_scans: list[str] = []
         for series_number, entry in enumerate(kept, start=1):
             name = Path(entry["file"]).name
             modality = _modality(inputs, entry, run_dir)
@@ -352,52 +413,19 @@ def export_run(
             raw_values = _load_synthetic(run_dir / "synthetic" / name, entry, affine, grid)
             values, saturated = saturate(raw_values, modality, preprocess)
             saturated_total += saturated
-            head = _is_head_scan(inputs, entry)
-            recognizable = not settings.faces_removed
-            if head and recognizable:
-                message = f"{name}: head scan without face removal; the synthetic face may resemble a real person"
-                if message not in warnings:
-                    warnings.append(message)
-            stem = name.removesuffix(".nii.gz").removesuffix(".nii")
-            record: dict[str, Any] = {"synthetic": name, "labels": entry.get("labels") or {}, "synthetic_sha256": entry["sha256"], "modality": modality}
-            if fmt == "nifti":
-                target = temporary / f"{stem}.nii.gz"
-                dtype = np.float32 if settings.nifti_dtype == "float32" else np.int16
-                save_nifti(values, affine, target, dtype=dtype, description=f"medgan synthetic {modality}")
-                record.update(file=target.name, sha256=sha256_file(target))
-                written.append(target.name)
-            else:
-                options = SeriesOptions(
-                    modality=modality,
-                    description=f"medgan synthetic {modality} {stem}",
-                    window=ct_window if modality == "CT" else (0.0, MR_UNIT_MAX),
-                    recognizable_features=recognizable,
-                    series_number=series_number,
-                )
-                if fmt == "dicom":
-                    series = write_dicom_series(values, affine, temporary / stem, options)
-                    record.update(folder=stem, n_files=len(series.files), series_uid=series.series_uid)
-                    written.append(stem)
-                else:
-                    series = write_dicom_enhanced(values, affine, temporary / f"{stem}.dcm", options)
-                    record.update(file=f"{stem}.dcm", n_frames=grid, series_uid=series.series_uid)
-                    written.append(f"{stem}.dcm")
+            if _is_head_scan(inputs, entry) and not settings.faces_removed:
+                head_scans.append(name)
+            record = _write_volume(values, affine, temporary, fmt, entry, modality, settings, preprocess, series_number)
+            written.append(record["exported"])
             exported_index.append(record)
         write_json_atomic(temporary / "index.json", exported_index)
+        if head_scans:
+            warnings.append(
+                f"{len(head_scans)} head scan(s) without face removal (first: {head_scans[0]}): a synthetic face may "
+                "resemble a real person, so they are marked RecognizableVisualFeatures YES"
+            )
 
-        intensity = {
-            "modalities": sorted(modalities),
-            "ct_unit": "HU",
-            "ct_window": list(ct_window),
-            "ct_note": (
-                "CT values are mapped back to HU through the profile window; HU outside the window are saturated "
-                "to its edges, because preprocessing clipped them before training"
-            ),
-            "mr_unit": f"arbitrary units 0..{MR_UNIT_MAX:g}, 0 at the profile's low percentile and {MR_UNIT_MAX:g} at the high one",
-            "saturated_voxels": saturated_total,
-            "dicom_quantisation": "DICOM stores integers: CT rounded to 1 HU, MR to 1 unit" if fmt != "nifti" else None,
-            "nifti_dtype": settings.nifti_dtype if fmt == "nifti" else None,
-        }
+        intensity = _intensity_section(fmt, sorted(modalities), preprocess, saturated_total, settings)
         geometry = {
             "grid": [grid, grid, grid],
             "spacing_mm": spacing,

@@ -14,7 +14,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
 from medgan.data.config import PreprocessConfig
-from medgan.data.preprocess import MR_UNIT_MAX, canonical_affine, denormalize
+from medgan.data.preprocess import canonical_affine, denormalize
 from medgan.fileio import sha256_file
 
 GRID = 6
