@@ -5,7 +5,8 @@ so an edited file or a changed profile can be served stale.  Here the key is the
 SHA-256 of the scan's bytes (every file of a DICOM folder, with its name) together
 with the whole preprocessing chain (:func:`medgan.data.preprocess.profile_digest`),
 the load options and the modality.  A cache entry is one ``.npy`` array named by its
-key, beside a ``.json`` with the load warnings (which never name a file or patient).
+key, beside a ``.json`` with the modality and the load warnings (which never name a
+file or patient).
 No path, header or patient id is stored, so the cache folder contains nothing
 identifying beyond the preprocessed voxels themselves.
 """
@@ -24,6 +25,7 @@ from medgan.data.config import DataConfig, PreprocessConfig
 from medgan.data.manifest import Cohort, ScanRecord
 from medgan.data.preprocess import preprocess_volume, profile_digest
 from medgan.data.reader import load_volume
+from medgan.data.volume import MODALITIES
 from medgan.errors import InputError, MedganError
 from medgan.fileio import atomic_path, write_json_atomic
 
@@ -81,15 +83,20 @@ def source_digest(source: Path) -> str:
     return digest.hexdigest()
 
 
-def scan_cache_key(content_digest: str, modality: str, data: DataConfig, preprocess: PreprocessConfig) -> str:
-    """Return the cache key of one scan: its content, load options and the whole chain."""
+def scan_cache_key(content_digest: str, modality: str | None, data: DataConfig, preprocess: PreprocessConfig) -> str:
+    """Return the cache key of one scan: its content, load options and the whole chain.
+
+    ``modality`` is the one requested (None lets a DICOM header decide), so a scan is
+    found in the cache before it is decoded.  Both modality branches of the profile are
+    in the key, so the key does not depend on what the header will say.
+    """
     options = {
         "content": content_digest,
-        "modality": modality,
+        "requested_modality": modality or "from header",
         "allow_identifying_series": data.allow_identifying_series,
         "nonfinite": data.nonfinite,
         "nonfinite_value": data.nonfinite_value,
-        "profile": profile_digest(preprocess, modality),
+        "profile": [profile_digest(preprocess, "CT"), profile_digest(preprocess, "MR")],
     }
     return hashlib.sha256(json.dumps(options, sort_keys=True).encode("utf-8")).hexdigest()
 
@@ -108,17 +115,25 @@ def _read_cached(path: Path, grid: int) -> np.ndarray | None:
     return array
 
 
-def _read_cached_warnings(path: Path) -> list[str]:
-    sidecar = path.with_suffix(".json")
+def _read_sidecar(path: Path) -> tuple[str, list[str]] | None:
+    """Return (modality, warnings) stored beside a cached array, or None when unusable."""
     try:
-        return [str(item) for item in json.loads(sidecar.read_text(encoding="utf-8"))["warnings"]]
+        payload = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        modality = str(payload["modality"])
+        warnings = [str(item) for item in payload["warnings"]]
     except (OSError, ValueError, KeyError, TypeError):
-        return []
+        return None
+    if modality not in MODALITIES:
+        return None
+    return modality, warnings
 
 
-def _write_cached(path: Path, array: np.ndarray, warnings: list[str]) -> None:
-    """Write the array and its load warnings; the warnings never name a file or patient."""
-    write_json_atomic(path.with_suffix(".json"), {"warnings": warnings})
+def _write_cached(path: Path, array: np.ndarray, modality: str, warnings: list[str]) -> None:
+    """Write the array, its modality and its load warnings (which never name a file or patient).
+
+    The sidecar is written first, so an array on disk always has its sidecar.
+    """
+    write_json_atomic(path.with_suffix(".json"), {"modality": modality, "warnings": warnings})
     with atomic_path(path) as temporary:
         with open(temporary, "wb") as stream:
             np.save(stream, array, allow_pickle=False)
@@ -126,26 +141,24 @@ def _write_cached(path: Path, array: np.ndarray, warnings: list[str]) -> None:
 
 def _prepare_one(scan: ScanRecord, data: DataConfig, preprocess: PreprocessConfig, cache_dir: Path) -> tuple[np.ndarray, str, list[str]]:
     """Return (array, modality, warnings) of one scan, from the cache when possible."""
-    modality = scan.modality
     content = source_digest(scan.source)
-    if modality is not None:
-        cached_path = cache_dir / f"{scan_cache_key(content, modality, data, preprocess)}.npy"
-        cached = _read_cached(cached_path, preprocess.grid)
-        if cached is not None:
-            return cached, modality, _read_cached_warnings(cached_path)
+    cached_path = cache_dir / f"{scan_cache_key(content, scan.modality, data, preprocess)}.npy"
+    cached = _read_cached(cached_path, preprocess.grid)
+    sidecar = _read_sidecar(cached_path) if cached is not None else None
+    if cached is not None and sidecar is not None:
+        return cached, sidecar[0], sidecar[1]
     volume = load_volume(
         scan.source,
         allow_identifying=data.allow_identifying_series,
         nonfinite=data.nonfinite,
         nonfinite_value=data.nonfinite_value,
-        modality=modality,
+        modality=scan.modality,
     )
     if volume.modality is None:
         raise InputError(f"{scan.source}: the modality is unknown; give it in the manifest's 'modality' column (CT or MR)")
-    modality = volume.modality
-    array = preprocess_volume(volume, preprocess, modality)
-    _write_cached(cache_dir / f"{scan_cache_key(content, modality, data, preprocess)}.npy", array, volume.warnings)
-    return array, modality, volume.warnings
+    array = preprocess_volume(volume, preprocess, volume.modality)
+    _write_cached(cached_path, array, volume.modality, volume.warnings)
+    return array, volume.modality, volume.warnings
 
 
 def prepare_cohort(cohort: Cohort, data: DataConfig, preprocess: PreprocessConfig, cache_dir: Path, progress: bool = True) -> PreparedCohort:

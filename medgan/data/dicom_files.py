@@ -121,9 +121,10 @@ def _parse(path: Path) -> tuple[Dataset | None, bool]:
         return pydicom.dcmread(path), False
     except InvalidDicomError:
         pass
-    except Exception as error:  # a corrupt file with a valid preamble
-        logger.warning("skipped a file that failed to parse as DICOM (%s)", type(error).__name__)
-        return None, False
+    except Exception as error:
+        # The file has the DICM marker, so it is meant to be part of the series; skipping
+        # it could silently drop the first or last slice.
+        raise InputError(f"{path}: DICOM file is corrupt or truncated ({type(error).__name__}: {error}); copy it again or remove it") from None
     try:
         dataset = pydicom.dcmread(path, force=True)
         # Touch every element: a forced parse of random bytes usually fails here.
@@ -273,7 +274,8 @@ def screen_file(path: Path) -> ScreenedFile | None:
     """Parse ``path`` and return its image frames, or None for a non-image or junk file.
 
     Raises:
-        InputError: an enhanced object whose functional groups are inconsistent.
+        InputError: a file with the DICM marker fails to parse, or an enhanced object's
+            functional groups are inconsistent.
     """
     dataset, preamble_missing = _parse(path)
     if dataset is None:
@@ -288,6 +290,13 @@ def screen_file(path: Path) -> ScreenedFile | None:
         return None
     if not any(keyword in dataset for keyword in _PIXEL_KEYWORDS):
         name = UID(sop_class).name if sop_class else "unknown SOP class"
+        if "Image Storage" in name or "SOPClassUID" not in dataset:
+            # pydicom stops quietly at the end of a truncated file, so an image object
+            # without pixel data, or a body without even its SOP class, was cut short.
+            raise InputError(
+                f"{path}: {name} object without pixel data or SOPClassUID; the file is truncated, "
+                "so copy it again or remove it"
+            )
         logger.info("skipped a non-image object (%s): %s", name, path.name)
         return None
     if preamble_missing:

@@ -70,6 +70,11 @@ def _screen_folder(source: Path, allow_identifying: bool) -> list[ScreenedFile]:
     """Parse every file of a folder (or one file) and keep the image files of one series."""
     paths = _dicom_files(source) if source.is_dir() else [source]
     if not paths:
+        if source.is_dir() and any(path.is_dir() for path in source.iterdir()):
+            raise InputError(
+                f"{source}: contains sub-folders but no files; point to the folder of one series "
+                "(medgan validate on this folder lists every series folder under it)"
+            )
         raise InputError(f"{source}: the folder is empty; point to a folder with the DICOM files of one series")
     screened = [item for item in (screen_file(path) for path in paths) if item is not None]
     if not screened:

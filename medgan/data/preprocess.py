@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import warnings
 from typing import Any
 
 import nibabel as nib
@@ -233,7 +234,11 @@ def preprocess_volume(volume: Volume, config: PreprocessConfig, modality: str) -
     if not np.all(np.isfinite(volume.array)):
         raise InputError("the volume contains NaN or Inf voxels; load it with load_volume, which rejects or replaces them")
     image = MetaTensor(torch.from_numpy(np.ascontiguousarray(volume.array)[None]), affine=torch.as_tensor(volume.affine))  # (1, X, Y, Z)
-    output = _build_chain(volume, config, modality)(image)
+    with warnings.catch_warnings():
+        # A constant scan makes MONAI warn about a zero intensity range and map it to
+        # b_min; load_volume has already reported the constant volume.
+        warnings.filterwarnings("ignore", message="Divide by zero", category=Warning)
+        output = _build_chain(volume, config, modality)(image)
     array = np.asarray(output.detach().cpu().numpy() if hasattr(output, "detach") else output, dtype=np.float32)
     grid = config.grid
     if array.shape != (1, grid, grid, grid):

@@ -120,3 +120,15 @@ def test_replace_policy_reaches_cache_key(tmp_path):
     assert np.all(np.isfinite(prepared.scans[0].array))
     with pytest.raises(InputError, match="1 non-finite voxels"):
         prepare_cohort(cohort, config, PROFILE, tmp_path / "cache", progress=False)
+
+
+def test_dicom_from_folder_cached(tmp_path, monkeypatch):
+    write_series(tmp_path / "scans" / "series", np.arange(300, dtype=np.int16).reshape(10, 10, 3) - 1000)
+    cohort = cohort_from_path(tmp_path / "scans", PSEUDONYMIZER)
+    data = DataConfig(manifest=tmp_path / "unused.csv")
+    first = prepare_cohort(cohort, data, PROFILE, tmp_path / "cache", progress=False)
+    counter = _CountingLoader(monkeypatch)
+    second = prepare_cohort(cohort, data, PROFILE, tmp_path / "cache", progress=False)
+    assert counter.calls == 0
+    assert second.scans[0].modality == "CT"
+    assert np.array_equal(first.scans[0].array, second.scans[0].array)

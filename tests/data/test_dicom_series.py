@@ -192,3 +192,18 @@ def test_pixel_padding_becomes_air(tmp_path):
     volume = load_volume(tmp_path / "s")
     assert np.all(volume.array[0, 0, :] == -1024.0)
     assert np.all(volume.array[1:, :, :] == 0.0)
+
+
+def test_folder_of_series_folders_rejected(tmp_path, ramp):
+    write_series(tmp_path / "study" / "s1", ramp)
+    with pytest.raises(InputError, match="contains sub-folders but no files"):
+        load_volume(tmp_path / "study")
+
+
+@pytest.mark.parametrize("keep", [200, -20], ids=["header-cut", "pixels-cut"])
+def test_truncated_file_rejected(tmp_path, ramp, keep):
+    paths = write_series(tmp_path / "s", ramp)
+    data = paths[-1].read_bytes()
+    paths[-1].write_bytes(data[:keep])
+    with pytest.raises(InputError, match=paths[-1].name):
+        load_volume(tmp_path / "s")

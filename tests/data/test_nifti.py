@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -56,7 +57,7 @@ def test_no_double_scaling_in_source():
     # whose result nibabel has already scaled.
     from medgan.data import nifti_reader
 
-    source = open(nifti_reader.__file__, encoding="utf-8").read()
+    source = Path(nifti_reader.__file__).read_text(encoding="utf-8")
     assert "get_fdata" not in source
 
 
