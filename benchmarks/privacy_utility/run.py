@@ -81,12 +81,12 @@ PROFILES = {
     ),
     "gpu64": Profile(
         grid=64, candidates=(2000, 4000, 8000), steps=2000, batch_size=128, generator_batch_size=32, n_per_condition=200,
-        canary_share=0.005, n_bootstrap=200, utility_epochs=30, device="cuda", max_noise_to_signal=0.02,
+        canary_share=0.005, n_bootstrap=200, utility_epochs=30, device="cuda", max_noise_to_signal=0.03,
         model={"latent_dim": 128, "base_channels": 32, "disc_channels": 32}, workers=8,
     ),
     "gpu128": Profile(
         grid=128, candidates=(2000, 4000), steps=2000, batch_size=64, generator_batch_size=16, n_per_condition=100,
-        canary_share=0.005, n_bootstrap=200, utility_epochs=30, device="cuda", max_noise_to_signal=0.03,
+        canary_share=0.005, n_bootstrap=200, utility_epochs=30, device="cuda", max_noise_to_signal=0.06,
         model={"latent_dim": 128, "base_channels": 32, "disc_channels": 16}, workers=8,
     ),
 }

@@ -114,4 +114,14 @@ def test_threshold_needs_negatives() -> None:
 
 
 def test_threshold_above_negatives() -> None:
-    assert canary_threshold([0.1, 0.3, 0.2], margin=0.05) == pytest.approx(0.35)
+    assert canary_threshold([0.1, 0.7, 0.2], margin=0.05) == pytest.approx(0.75)
+
+
+def test_threshold_floor() -> None:
+    assert canary_threshold([0.1, 0.3, 0.2], margin=0.05) == pytest.approx(0.6)
+
+
+def test_detector_noise_below_floor() -> None:
+    rng = np.random.default_rng(0)
+    scores = [detect_canary(ndimage.zoom(rng.normal(size=(8, 8, 8)), 2, order=1, grid_mode=True, mode="nearest"), 12.0) for _ in range(50)]
+    assert max(scores) < canary_threshold([0.0])
