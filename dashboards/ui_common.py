@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from medgan.errors import InputError
+from medgan.review.approvals import flagged_files
 from medgan.review.paths import resolve_inside
 from medgan.review.volumes import VolumeKey, volume_key
 
-__all__ = ["RunContext", "SYNTHETIC_NAME", "modality_of", "memorization_entry", "synthetic_key", "format_interval"]
+__all__ = ["RunContext", "SYNTHETIC_NAME", "modality_of", "scan_modality", "similarity_threshold", "memorization_entry", "synthetic_key", "format_interval"]
 
 SYNTHETIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.nii(\.gz)?$")
 
@@ -55,18 +56,38 @@ def modality_of(report: dict[str, Any]) -> str:
     return "CT"
 
 
+def scan_modality(report: dict[str, Any], file: str) -> str:
+    """Return the modality of one synthetic scan: its index entry's, else the run's."""
+    for entry in report.get("synthetic") or []:
+        if isinstance(entry, dict) and entry.get("file") == file and str(entry.get("modality", "")).upper() in ("CT", "MR"):
+            return str(entry["modality"]).upper()
+    return modality_of(report)
+
+
+def similarity_threshold(memorization: dict[str, Any]) -> float | None:
+    """Return the similarity threshold, whether the report stores a number or a dict."""
+    threshold = memorization.get("threshold")
+    if isinstance(threshold, dict):
+        threshold = threshold.get("similarity_threshold")
+    return float(threshold) if isinstance(threshold, (int, float)) else None
+
+
 def memorization_entry(report: dict[str, Any], file: str) -> dict[str, Any] | None:
-    """Return the memorization check's per-scan row for ``file`` (with ``threshold`` added)."""
+    """Return ``{nearest_train, similarity, threshold, flagged}`` for ``file``, or None.
+
+    Reads both per-scan layouts: ``similarity``/``flagged`` and the evaluation stage's
+    ``similarity_train``/``authentic``.
+    """
     memorization = report.get("memorization") or {}
     flagged = {Path(str(item.get("synthetic", ""))).name: item for item in memorization.get("flagged") or []}
+    is_flagged = file in flagged_files(report)
     for item in memorization.get("per_scan") or []:
         if Path(str(item.get("synthetic", ""))).name == file:
-            row = dict(item)
-            row["flagged"] = bool(item.get("flagged")) or file in flagged
-            row.setdefault("threshold", flagged.get(file, {}).get("threshold", memorization.get("threshold")))
-            return row
+            similarity = item.get("similarity", item.get("similarity_train"))
+            threshold = flagged.get(file, {}).get("threshold", similarity_threshold(memorization))
+            return {"nearest_train": item.get("nearest_train"), "similarity": similarity, "threshold": threshold, "flagged": is_flagged}
     if file in flagged:
-        return {**flagged[file], "flagged": True}
+        return {"nearest_train": flagged[file].get("nearest_train"), "similarity": flagged[file].get("similarity"), "threshold": flagged[file].get("threshold"), "flagged": True}
     return None
 
 

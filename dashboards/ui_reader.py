@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 from ui_cache import cached_slice_png, cached_volume, cached_window, encode_png
-from ui_common import RunContext, modality_of, synthetic_key
+from ui_common import RunContext, modality_of, scan_modality, synthetic_key
 from ui_viewer import load_real_display
 
 from medgan.errors import MedganError
@@ -39,7 +39,7 @@ def _submit(context: RunContext, identity: Identity) -> None:
 
 
 def _show_item(context: RunContext, item) -> None:
-    modality = modality_of(context.report)
+    modality = scan_modality(context.report, item.reference) if item.truth == "synthetic" else modality_of(context.report)
     if item.truth == "synthetic":
         key = synthetic_key(context, item.reference)
         volume = cached_volume(key.path, key.size, key.mtime_ns, key.sha256)

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import streamlit as st
-from ui_common import RunContext, format_interval
+from ui_common import RunContext, format_interval, similarity_threshold
 
 from medgan.review.approvals import flagged_files
 from medgan.review.registry import Identity
@@ -71,14 +71,18 @@ def _similarity_histogram(report: dict) -> None:
     import matplotlib.pyplot as plt
 
     memorization = report.get("memorization") or {}
-    values = [row["similarity"] for row in memorization.get("per_scan") or [] if isinstance(row.get("similarity"), (int, float)) and math.isfinite(row["similarity"])]
+    values = []
+    for row in memorization.get("per_scan") or []:
+        similarity = row.get("similarity", row.get("similarity_train"))
+        if isinstance(similarity, (int, float)) and math.isfinite(similarity):
+            values.append(float(similarity))
     if not values:
         st.caption("No per-scan similarities in report.json.")
         return
     figure, axis = plt.subplots(figsize=(6, 2.5))
     axis.hist(values, bins=min(30, max(5, len(values))), color="#4c72b0")
-    threshold = memorization.get("threshold")
-    if isinstance(threshold, (int, float)):
+    threshold = similarity_threshold(memorization)
+    if threshold is not None:
         axis.axvline(threshold, color="#c44e52", linestyle="--", label=f"threshold {threshold:g}")
         axis.legend()
     axis.set_xlabel("similarity to the nearest training scan")
@@ -104,7 +108,16 @@ def render_run(context: RunContext, identity: Identity | None) -> None:
     st.markdown("#### Memorization")
     memorization = report.get("memorization") or {}
     n_flagged = len(flagged_files(report))
-    st.markdown(f"{n_flagged} of {len(report.get('synthetic') or [])} synthetic scans flagged (threshold {memorization.get('threshold', memorization.get('rule', '?'))}).")
+    threshold = similarity_threshold(memorization)
+    threshold_text = f"similarity threshold {threshold:.3f}" if threshold is not None else "no similarity threshold recorded"
+    st.markdown(f"{n_flagged} of {len(report.get('synthetic') or [])} synthetic scans flagged ({threshold_text}).")
+    if memorization.get("rule"):
+        st.caption(f"Rule: {memorization['rule']}")
+    ratio = memorization.get("distance_ratio")
+    if isinstance(ratio, dict) and isinstance(ratio.get("value"), (int, float)):
+        st.caption(f"Distance ratio {ratio['value']:.3f}: {ratio.get('definition', '')}")
+    if memorization.get("blocks_release"):
+        st.warning("The memorization check blocks release of this set until every flagged scan is rejected or overridden by a privacy officer.")
     _similarity_histogram(report)
     attack = report.get("attack") or {}
     if attack:

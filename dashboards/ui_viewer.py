@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import streamlit as st
 from ui_cache import cached_real_volume, cached_slice_png, cached_volume, cached_window, encode_png
-from ui_common import RunContext, memorization_entry, modality_of, synthetic_key
+from ui_common import RunContext, memorization_entry, scan_modality, synthetic_key
 
 from medgan.errors import MedganError
+from medgan.review.paths import resolve_inside
 from medgan.review.real_scans import id_map_digest
 from medgan.review.registry import Identity
 from medgan.review.volumes import PLANES, WINDOW_PRESETS, DisplayVolume, plane_length, window_bounds
@@ -24,7 +26,7 @@ IMAGE_WIDTH = 320
 
 def load_real_display(context: RunContext, scan_id: str, modality: str) -> DisplayVolume | None:
     """Load a real scan (nearest training or holdout) through the cache, or show why it is unavailable."""
-    preprocess = (context.report.get("config") or {}).get("preprocess") or {}
+    preprocess = (context.report.get("config") or {}).get("preprocess") or (context.report.get("data") or {}).get("profile") or {}
     try:
         return cached_real_volume(str(context.path), scan_id, id_map_digest(context.path), modality, json.dumps(preprocess, sort_keys=True))
     except MedganError as error:
@@ -68,7 +70,7 @@ def render_viewer(context: RunContext, identity: Identity | None, file: str, pre
         else:
             st.info(f"Not flagged: {text} (threshold {memorization.get('threshold')}).")
 
-    modality = modality_of(context.report)
+    modality = scan_modality(context.report, file)
     controls = st.columns(2)
     modality = controls[0].selectbox("Modality", list(WINDOW_PRESETS), index=list(WINDOW_PRESETS).index(modality), key=f"{prefix}_modality")
     preset = controls[1].selectbox("Window / level", list(WINDOW_PRESETS[modality]), key=f"{prefix}_window_{modality}")
@@ -80,6 +82,8 @@ def render_viewer(context: RunContext, identity: Identity | None, file: str, pre
         st.info("Sign in to see the nearest training scan beside each slice.")
     elif nearest_id:
         nearest = load_real_display(context, str(nearest_id), modality)
+        if nearest is None:
+            _evaluation_preview(context, file)
 
     if nearest is None:
         # Nothing to compare with: the three planes side by side.
@@ -94,6 +98,16 @@ def render_viewer(context: RunContext, identity: Identity | None, file: str, pre
         left.image(cached_slice_png(key.path, key.size, key.mtime_ns, key.sha256, plane, index, low, high), caption=f"synthetic {file}, {plane} {index}", width=IMAGE_WIDTH)
         fraction = index / max(plane_length(volume.array.shape, plane) - 1, 1)
         right.image(real_slice_png(nearest, plane, fraction, modality, preset), caption=f"nearest training scan {nearest_id}, {plane} (reviewers only)", width=IMAGE_WIDTH)
+
+
+def _evaluation_preview(context: RunContext, file: str) -> None:
+    # The evaluation stage's fixed mid-slice preview, when the real scan itself cannot be loaded.
+    try:
+        preview = resolve_inside(context.runs_root, f"{context.name}/private/evaluation/nearest-{Path(file).name.split('.')[0]}.png")
+    except MedganError:
+        return
+    if preview.is_file():
+        st.image(preview.read_bytes(), caption="evaluation preview: synthetic mid-slices above the nearest training scan (reviewers only)")
 
 
 def _plane_slider(volume: DisplayVolume, plane: str, prefix: str) -> int:

@@ -66,10 +66,17 @@ def _file_name(entry: str) -> str:
 
 
 def flagged_files(report: dict[str, Any]) -> set[str]:
-    """Return the file names the memorization check flagged (``flagged`` or ``per_scan``)."""
+    """Return the file names the memorization check flagged.
+
+    A scan counts as flagged when it is listed in ``memorization.flagged`` or when its
+    ``per_scan`` row has ``flagged: true`` or ``authentic: false``, so a report that
+    marks a copy in only one of those places still needs the override.
+    """
     memorization = report.get("memorization") or {}
     names = {_file_name(item["synthetic"]) for item in memorization.get("flagged") or [] if "synthetic" in item}
-    names |= {_file_name(item["synthetic"]) for item in memorization.get("per_scan") or [] if item.get("flagged") and "synthetic" in item}
+    for item in memorization.get("per_scan") or []:
+        if "synthetic" in item and (item.get("flagged") is True or item.get("authentic") is False):
+            names.add(_file_name(item["synthetic"]))
     return names
 
 

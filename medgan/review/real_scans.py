@@ -56,8 +56,22 @@ def id_map_digest(run_dir: Path) -> str:
 
 
 def scan_ids_in_split(run_dir: Path, split: str) -> list[str]:
-    """Return the sorted scan ids whose pseudonym-map entry has ``split`` (``train`` or ``holdout``)."""
-    return sorted(scan_id for scan_id, entry in read_id_map(run_dir).items() if isinstance(entry, dict) and entry.get("split") == split and SCAN_ID.match(scan_id))
+    """Return the sorted scan ids of one split (``train`` or ``holdout``).
+
+    The pseudonym map's ``split`` field decides.  For a map without it, the holdout ids
+    come from the evaluation's ``private/evaluation/nearest.json`` (the nearest holdout
+    scan of each synthetic scan), which covers only part of the holdout set.
+    """
+    id_map = read_id_map(run_dir)
+    ids = {scan_id for scan_id, entry in id_map.items() if isinstance(entry, dict) and entry.get("split") == split}
+    if not ids and split == "holdout":
+        nearest = Path(run_dir) / "private" / "evaluation" / "nearest.json"
+        try:
+            rows = json.loads(nearest.read_text(encoding="utf-8")).get("scans") or []
+        except (OSError, ValueError, AttributeError):
+            rows = []
+        ids = {str(row.get("nearest_holdout")) for row in rows if isinstance(row, dict) and row.get("nearest_holdout") in id_map}
+    return sorted(scan_id for scan_id in ids if SCAN_ID.match(scan_id))
 
 
 def _preview_path(run_dir: Path, scan_id: str) -> Path | None:
@@ -100,6 +114,8 @@ def load_real_scan(run_dir: Path, scan_id: str, modality: str | None, preprocess
 
     from medgan.data.reader import load_volume
 
+    if str(entry.get("modality", "")).upper() in ("CT", "MR"):
+        modality = str(entry["modality"]).upper()
     try:
         volume = load_volume(entry["source"], modality=modality, nonfinite="replace")
     except MedganError as error:

@@ -64,10 +64,20 @@ def make_run(root: Path, name: str = "run-a", n_synthetic: int = 3, flagged: tup
             array = np.zeros((size, size, size))
             array[index : index + size // 2, 2:10, 3:12] = 50.0 * (index + 1)
         digest = write_volume(run / "synthetic" / file, array)
-        synthetic.append({"file": file, "labels": {"condition": "chest_ct"}, "sha256": digest})
+        synthetic.append({"file": file, "labels": {"condition": "chest_ct"}, "sha256": digest, "modality": "CT"})
         is_flagged = index in flagged
         similarity = 0.97 if is_flagged else 0.4 + 0.05 * index
-        per_scan.append({"synthetic": file, "nearest_train": train_ids[index % 2], "similarity": similarity, "flagged": is_flagged})
+        # The evaluation stage's per-scan layout.
+        per_scan.append(
+            {
+                "synthetic": file,
+                "nearest_train": train_ids[index % 2],
+                "similarity_train": similarity,
+                "nearest_holdout": holdout_id,
+                "similarity_holdout": 0.3,
+                "authentic": not is_flagged,
+            }
+        )
         if is_flagged:
             flagged_rows.append({"synthetic": file, "nearest_train": train_ids[index % 2], "similarity": similarity, "threshold": 0.9})
     report = {
@@ -75,7 +85,7 @@ def make_run(root: Path, name: str = "run-a", n_synthetic: int = 3, flagged: tup
         "run_name": name,
         "created_utc": "2026-12-04T12:00:00+00:00",
         "config": {"name": name, "preprocess": {"grid": size, "spacing_mm": 1.0}, "privacy": {"enabled": private}},
-        "data": {"n_patients": 3, "n_scans": 3, "labels": ["chest_ct"], "profile": "ct"},
+        "data": {"n_patients": 3, "n_scans": 3, "labels": {"condition": ["chest_ct"]}, "profile": {"grid": size, "spacing_mm": 1.0}},
         "privacy": {
             "private": private,
             "epsilon": 8.0 if private else None,
@@ -87,7 +97,13 @@ def make_run(root: Path, name: str = "run-a", n_synthetic: int = 3, flagged: tup
         },
         "evaluation": {"id": EVALUATION_ID},
         "fidelity": {"ssim": {"value": 0.61, "ci": [0.55, 0.67], "noise_floor": 0.7}},
-        "memorization": {"flagged": flagged_rows, "per_scan": per_scan, "threshold": 0.9},
+        "memorization": {
+            "flagged": flagged_rows,
+            "per_scan": per_scan,
+            "rule": "distance below the 5th percentile of holdout-to-train distances",
+            "threshold": {"distance_threshold": 0.1, "similarity_threshold": 0.9},
+            "blocks_release": bool(flagged_rows),
+        },
         "synthetic": synthetic,
     }
     (run / "report.json").write_text(json.dumps(report, indent=2))

@@ -207,3 +207,23 @@ def test_traversal_query_param_ignored(app_env: Path) -> None:
     app.query_params["run"] = "../run-a"
     app.run()
     assert app.sidebar.selectbox(key="run").value == "run-a"
+
+
+def test_evaluation_preview_fallback(app_env: Path) -> None:
+    import io
+    import json
+
+    from PIL import Image
+
+    id_map_path = app_env / "private" / "id_map.json"
+    id_map = json.loads(id_map_path.read_text())
+    id_map["scan-000000000001"]["source"] = str(app_env / "gone.nii.gz")
+    id_map_path.write_text(json.dumps(id_map))
+    (app_env / "private" / "evaluation").mkdir()
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8), 128).save(buffer, format="PNG")
+    (app_env / "private" / "evaluation" / "nearest-syn-0001.png").write_bytes(buffer.getvalue())
+    app = _open(_sign_in(_start(), "ana"), "Scan viewer")
+    app.selectbox(key="viewer_scan").set_value("syn-0001.nii.gz").run()
+    assert any("Real scan unavailable" in warning.value for warning in app.warning)
+    assert "evaluation preview" in app.get("image")[0].proto.imgs[0].caption

@@ -128,3 +128,27 @@ def test_scan_states_flagged_first(run_dir: Path) -> None:
     states = scan_states(run_dir, EVALUATION_ID)
     assert [state.file for state in states] == ["syn-0001.nii.gz", "syn-0000.nii.gz", "syn-0002.nii.gz"]
     assert [state.status for state in states] == ["awaiting override", "pending", "pending"]
+
+
+def test_flagged_files_both_layouts() -> None:
+    from medgan.review.approvals import flagged_files
+
+    report = {
+        "memorization": {
+            "flagged": [{"synthetic": "syn-0000.nii.gz"}],
+            "per_scan": [
+                {"synthetic": "syn-0001.nii.gz", "flagged": True},
+                {"synthetic": "syn-0002.nii.gz", "authentic": False},
+                {"synthetic": "syn-0003.nii.gz", "authentic": True},
+            ],
+        }
+    }
+    assert flagged_files(report) == {"syn-0000.nii.gz", "syn-0001.nii.gz", "syn-0002.nii.gz"}
+
+
+def test_per_scan_only_flag_needs_override(run_dir: Path) -> None:
+    report = _report(run_dir)
+    report["memorization"]["flagged"] = []
+    (run_dir / "report.json").write_text(json.dumps(report))
+    _decide(run_dir, 1, "approve")
+    assert approved_hashes(run_dir, EVALUATION_ID) == set()
