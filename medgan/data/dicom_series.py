@@ -1,5 +1,11 @@
 """Assembling DICOM frames into one checked 3D volume.
 
+pydicom parses and decodes every file.  The assembly is medgan's own because MONAI
+1.6's ``PydicomReader`` sorts slices by InstanceNumber, averages the z differences of
+ImagePositionPatient into one spacing, only warns about mixed sizes and spacings, and
+falls back to an identity affine when position or orientation is missing
+(``monai/data/image_reader.py``), all of which return a wrong volume without an error.
+
 The rules, each of which some widely used reader has broken silently:
 
 * files are grouped by SeriesInstanceUID, then by echo, temporal position and stack,

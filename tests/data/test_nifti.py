@@ -202,3 +202,22 @@ def test_modality_set_from_option(tmp_path):
     path = save_nifti(tmp_path / "a.nii.gz", np.ones((4, 4, 4), np.float32))
     assert load_volume(path, modality="mr").modality == "MR"
     assert load_volume(path).modality is None
+
+
+def test_complex_voxels_rejected(tmp_path):
+    path = tmp_path / "a.nii"
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.complex64), np.eye(4)), path)
+    with pytest.raises(InputError, match="not a single grey value"):
+        load_volume(path)
+
+
+def test_nifti2_and_big_endian_read(tmp_path):
+    values = _values()
+    nib.save(nib.Nifti2Image(values, LPS_ISH), tmp_path / "two.nii")
+    big = nib.Nifti1Image(values, LPS_ISH, header=nib.Nifti1Header(endianness=">"))
+    nib.save(big, tmp_path / "big.nii")
+    assert (tmp_path / "big.nii").read_bytes()[:4] == (348).to_bytes(4, "big")
+    for name in ("two.nii", "big.nii"):
+        volume = load_volume(tmp_path / name)
+        assert np.array_equal(volume.array, values.astype(np.float32)), name
+        assert np.allclose(volume.affine, LPS_ISH), name
