@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import streamlit as st
 
@@ -37,19 +38,36 @@ def current_identity(registry: ReviewerRegistry) -> Identity | None:
             st.sidebar.error(f"{email or 'This account'} is not registered as a reviewer; ask an administrator to run `medgan reviewers add {email or 'EMAIL'} --role reviewer --oidc`.")
             return None
         return Identity(name=email, role=role, source="oidc")
-    return st.session_state.get("identity")
+    identity = st.session_state.get("identity")
+    if identity is not None and registry.role_of(identity.name) != identity.role:
+        # Removed from the registry or given another role since signing in.
+        st.session_state.pop("identity", None)
+        st.session_state["signin_error"] = "Your registration changed; sign in again."
+        logger.info("signed out %s because the registry entry changed", identity.name)
+        return None
+    return identity
+
+
+MAX_FAILED_SIGN_INS = 5
+LOCKOUT_S = 60.0
 
 
 def _sign_in(registry: ReviewerRegistry) -> None:
     name = st.session_state.get("signin_name", "")
     password = st.session_state.get("signin_password", "")
     st.session_state["signin_password"] = ""
+    now = time.monotonic()
+    failures = [moment for moment in st.session_state.get("signin_failures", []) if now - moment < LOCKOUT_S]
+    if len(failures) >= MAX_FAILED_SIGN_INS:
+        st.session_state["signin_error"] = f"Too many failed sign-ins; wait {LOCKOUT_S:.0f} s and try again."
+        return
     try:
         identity = registry.authenticate(name, password) if name and password else None
     except ReviewError as error:
         st.session_state["signin_error"] = str(error)
         return
     if identity is None:
+        st.session_state["signin_failures"] = [*failures, now]
         st.session_state["signin_error"] = "Sign-in failed: unknown name or wrong password."
         logger.warning("failed local sign-in attempt")
         return

@@ -8,7 +8,7 @@ import streamlit as st
 from ui_common import RunContext, synthetic_key
 from ui_viewer import render_viewer
 
-from medgan.errors import MedganError
+from medgan.errors import MedganError, ReviewError
 from medgan.review.approvals import ScanState, record_decision, scan_states
 from medgan.review.registry import Identity
 
@@ -23,7 +23,7 @@ def _decide(context: RunContext, identity: Identity, state: ScanState, decision:
     try:
         current = synthetic_key(context, state.file).sha256
         if current != state.sha256:
-            raise MedganError(f"{state.file} changed after the evaluation, so a decision on it would not match report.json; re-run `medgan evaluate`")
+            raise ReviewError(f"{state.file} changed after the evaluation, so a decision on it would not match report.json; re-run `medgan evaluate`")
         record_decision(
             context.path,
             reviewer=identity.name,

@@ -112,12 +112,15 @@ def load_real_scan(run_dir: Path, scan_id: str, modality: str | None, preprocess
     if not isinstance(entry, dict) or not entry.get("source"):
         raise InputError(f"{scan_id} is not in the pseudonym map of run {Path(run_dir).name}, so its scan cannot be shown")
 
+    from medgan.data.nifti_reader import is_nifti_path
     from medgan.data.reader import load_volume
 
     if str(entry.get("modality", "")).upper() in ("CT", "MR"):
         modality = str(entry["modality"]).upper()
+    # DICOM carries its own Modality tag, which load_volume would check against ours.
+    requested = modality if is_nifti_path(Path(entry["source"])) else None
     try:
-        volume = load_volume(entry["source"], modality=modality, nonfinite="replace")
+        volume = load_volume(entry["source"], modality=requested, nonfinite="replace")
     except MedganError as error:
         # The reader's message names the source path, which must not reach the page.
         logger.debug("loading %s failed: %s", scan_id, type(error).__name__)

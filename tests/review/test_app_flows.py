@@ -227,3 +227,19 @@ def test_evaluation_preview_fallback(app_env: Path) -> None:
     app.selectbox(key="viewer_scan").set_value("syn-0001.nii.gz").run()
     assert any("Real scan unavailable" in warning.value for warning in app.warning)
     assert "evaluation preview" in app.get("image")[0].proto.imgs[0].caption
+
+
+def test_sign_in_lockout(app_env: Path) -> None:
+    app = _start()
+    for _ in range(5):
+        app = _sign_in(app, "ana", "wrong-password")
+    app = _sign_in(app, "ana")
+    assert "Too many failed sign-ins" in app.sidebar.error[0].value
+    assert len(app.sidebar.success) == 0
+
+
+def test_role_change_signs_out(app_env: Path, tmp_path: Path) -> None:
+    app = _sign_in(_start(), "olga")
+    ReviewerRegistry(tmp_path / "reviewers.json").add("olga", "reviewer", PASSWORDS["olga"])
+    app.run()
+    assert "registration changed" in app.sidebar.error[0].value
