@@ -88,7 +88,7 @@ def scan_cache_key(content_digest: str, modality: str | None, data: DataConfig, 
 
     ``modality`` is the one requested (None lets a DICOM header decide), so a scan is
     found in the cache before it is decoded.  Both modality branches of the profile are
-    in the key, so the key does not depend on what the header will say.
+    in the key, so the key does not depend on the modality the header will give.
     """
     options = {
         "content": content_digest,

@@ -122,7 +122,7 @@ def _parse(path: Path) -> tuple[Dataset | None, bool]:
     except InvalidDicomError:
         pass
     except Exception as error:
-        # The file has the DICM marker, so it is meant to be part of the series; skipping
+        # The file has the DICM marker, so it is meant to be part of the series.  Skipping
         # it could silently drop the first or last slice.
         raise InputError(f"{path}: DICOM file is corrupt or truncated ({type(error).__name__}: {error}); copy it again or remove it") from None
     try:
@@ -186,7 +186,7 @@ def _rescale(source: Dataset) -> tuple[float, float, bool]:
 
 
 def _classic_frames(path: Path, dataset: Dataset) -> list[Frame]:
-    """One frame per classic single-frame image, geometry from the top-level tags."""
+    """Build the one frame of a classic single-frame image from its top-level tags."""
     spacing = _floats(dataset.get("PixelSpacing"), 2)
     slope, intercept, defaulted = _rescale(dataset)
     instance = dataset.get("InstanceNumber")
@@ -223,7 +223,7 @@ def _group_value(per_frame: Dataset | None, shared: Dataset | None, sequence: st
 
 
 def _enhanced_frames(path: Path, dataset: Dataset, n_frames: int) -> list[Frame]:
-    """One frame per frame of an enhanced object, geometry from the functional groups."""
+    """Build one frame per frame of an enhanced object, with geometry from the functional groups."""
     shared = _first_item(dataset, "SharedFunctionalGroupsSequence")
     per_frame_groups = dataset.get("PerFrameFunctionalGroupsSequence") or []
     if per_frame_groups and len(per_frame_groups) != n_frames:

@@ -1,10 +1,10 @@
 """Assembling DICOM frames into one checked 3D volume.
 
-pydicom parses and decodes every file.  The assembly is medgan's own because MONAI
-1.6's ``PydicomReader`` sorts slices by InstanceNumber, averages the z differences of
-ImagePositionPatient into one spacing, only warns about mixed sizes and spacings, and
-falls back to an identity affine when position or orientation is missing
-(``monai/data/image_reader.py``), all of which return a wrong volume without an error.
+pydicom parses and decodes every file, but the assembly is medgan's own.  MONAI 1.6's
+``PydicomReader`` (``monai/data/image_reader.py``) sorts slices by InstanceNumber and
+averages the z differences of ImagePositionPatient into one spacing.  It only warns
+about mixed sizes and spacings, and it falls back to an identity affine when position
+or orientation is missing.  Each of these returns a wrong volume without an error.
 
 The rules, each of which some widely used reader has broken silently:
 
@@ -42,7 +42,7 @@ __all__ = ["read_dicom", "ORIENTATION_TOLERANCE", "GAP_TOLERANCE_FRACTION", "MIN
 logger = logging.getLogger(__name__)
 
 # Largest difference between two frames' direction cosines that still counts as the
-# same orientation (dcm2niix and ITK use tolerances of this order).
+# same orientation.  It absorbs the rounding of decimal-string values but no real tilt.
 ORIENTATION_TOLERANCE = 1e-4
 # A gap may differ from the median gap by this fraction (plus 0.001 mm for rounding of
 # the decimal-string positions) before the series counts as missing a slice.
@@ -60,7 +60,7 @@ _PADDING_FILL = {"CT": -1024.0, "MR": 0.0}
 
 
 def _dicom_files(folder: Path) -> list[Path]:
-    """Every regular file in ``folder`` (not recursive), sorted only to make logs stable."""
+    """Return every regular file in ``folder`` (not recursive), sorted only to make logs stable."""
     return sorted(path for path in folder.iterdir() if path.is_file() and not path.name.startswith("."))
 
 

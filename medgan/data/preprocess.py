@@ -3,9 +3,9 @@
 The chain, applied to a channel-first MetaTensor that carries the scan's affine:
 
 1. intensity to [0, 2] on the original voxels, so percentiles are not biased by
-   interpolation or padding: CT by the fixed HU window (``ScaleIntensityRange``, clipped),
-   MR by per-scan percentiles (``ScaleIntensityRangePercentiles``, clipped); a final
-   ``ShiftIntensity`` moves the result to [-1, 1] after step 4 padded with zeros;
+   interpolation or padding.  CT uses the fixed HU window (``ScaleIntensityRange``,
+   clipped), MR per-scan percentiles (``ScaleIntensityRangePercentiles``, clipped).
+   A final ``ShiftIntensity`` moves the result to [-1, 1] after step 4 padded with zeros;
 2. ``Orientation`` to RAS;
 3. when ``antialias`` is on and an axis is finer than the output spacing, ``Resize``
    with area averaging to the smallest shape whose voxels are at least that spacing,

@@ -37,6 +37,7 @@ def make_slice(
 ) -> Dataset:
     """Return a single-frame image dataset; ``pixels`` is (rows, columns), int16 or uint16."""
     pixels = np.asarray(pixels)
+
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -53,6 +54,7 @@ def make_slice(
     ds.SeriesInstanceUID = series_uid
     ds.SeriesNumber = 1
     ds.InstanceNumber = instance
+
     if position is not None:
         ds.ImagePositionPatient = [float(value) for value in position]
     if orientation is not None:
@@ -63,6 +65,7 @@ def make_slice(
         ds.RescaleSlope = slope
     if intercept is not None:
         ds.RescaleIntercept = intercept
+
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.Rows, ds.Columns = pixels.shape

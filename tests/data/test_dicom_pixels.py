@@ -116,6 +116,7 @@ def _enhanced(path, *, positions, spacing=(0.8, 0.8), thickness=2.5, drop_positi
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.NumberOfFrames = frames
     ds.PixelData = pixels.tobytes()
+
     measures = Dataset()
     measures.PixelSpacing = list(spacing)
     measures.SliceThickness = thickness
@@ -129,6 +130,7 @@ def _enhanced(path, *, positions, spacing=(0.8, 0.8), thickness=2.5, drop_positi
     shared.PlaneOrientationSequence = [plane]
     shared.PixelValueTransformationSequence = [transform]
     ds.SharedFunctionalGroupsSequence = [shared]
+
     per_frame = []
     for position in positions:
         item = Dataset()
