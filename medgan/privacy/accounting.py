@@ -181,8 +181,22 @@ class _PRVFailure(Exception):
 
 
 def _active(history: History) -> History:
-    """Drop entries that touch no data (zero steps or sample rate 0): they cost nothing."""
-    return [(sigma, q, steps) for sigma, q, steps in history if steps > 0 and q > 0]
+    """Drop entries that touch no data and merge consecutive entries with equal parameters.
+
+    Steps with sample rate 0 or a step count of 0 cost nothing. Merging makes a history
+    that was split (for example by a resume) give exactly the value of an accountant
+    that saw every step, as Opacus' ``step`` merges them; PRV's value depends slightly on
+    how the composition is split.
+    """
+    merged: History = []
+    for sigma, q, steps in history:
+        if steps == 0 or q == 0.0:
+            continue
+        if merged and merged[-1][0] == sigma and merged[-1][1] == q:
+            merged[-1] = (sigma, q, merged[-1][2] + steps)
+        else:
+            merged.append((sigma, q, steps))
+    return merged
 
 
 def compute_epsilon(
@@ -293,10 +307,10 @@ def _rdp_noise_for_target(target_epsilon: float, delta: float, sample_rate: floa
     def epsilon_at(noise_multiplier: float) -> float:
         return _rdp_epsilon([(noise_multiplier, sample_rate, steps)], delta)
 
+    if epsilon_at(max_noise_multiplier) > target_epsilon:
+        return None
     high = min(1.0, max_noise_multiplier)
     while epsilon_at(high) > target_epsilon:
-        if high >= max_noise_multiplier:
-            return None
         high = min(2.0 * high, max_noise_multiplier)
     low = high / 2.0 if high > 1.0 else 0.0
     while low > 0.0 and epsilon_at(low) <= target_epsilon:
