@@ -88,36 +88,25 @@ def _resize(batch, grid: int):
     return F.interpolate(batch, size=(target,) * 3, mode="trilinear", align_corners=False, antialias=False)
 
 
-def _smooth(batch, sigma: float):
-    """Gaussian-smooth ``(B, 1, g, g, g)`` separably with reflect padding."""
-    import torch
-    import torch.nn.functional as F
+def _gaussian_transfer(grid: int, sigma: float):
+    """Return the ``(g, g, g//2+1)`` Fourier transfer function of a Gaussian of ``sigma`` voxels.
 
-    if sigma <= 0:
-        return batch
-    radius = max(1, int(round(3 * sigma)))
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
-    kernel = kernel / kernel.sum()
-    out = batch
-    for axis in range(3):
-        shape = [1, 1, 1, 1, 1]
-        shape[2 + axis] = kernel.numel()
-        padding = [0, 0, 0, 0, 0, 0]
-        padding[2 * (2 - axis)] = radius
-        padding[2 * (2 - axis) + 1] = radius
-        mode = "reflect" if out.shape[2 + axis] > radius else "replicate"
-        out = F.conv3d(F.pad(out, padding, mode=mode), kernel.reshape(shape))
-    return out
+    Smoothing by multiplication in the Fourier domain is circular, which is harmless
+    because scans have background at their borders, and it costs nothing extra here
+    because the alignment works on Fourier transforms anyway.
+    """
+    import torch
+
+    full = torch.fft.fftfreq(grid)
+    half = torch.fft.rfftfreq(grid)
+    squared = full[:, None, None] ** 2 + full[None, :, None] ** 2 + half[None, None, :] ** 2
+    return torch.exp(-2.0 * (np.pi * sigma) ** 2 * squared)
 
 
 def _standardise(flat):
     """Zero-mean, unit-norm rows of ``(B, V)``; a constant row stays zero instead of NaN."""
-    import torch
-
     centred = flat - flat.mean(dim=1, keepdim=True)
-    norms = centred.norm(dim=1, keepdim=True)
-    return torch.where(norms > 1e-8, centred / norms.clamp_min(1e-8), torch.zeros_like(centred))
+    return centred / centred.norm(dim=1, keepdim=True).clamp_min(1e-8)
 
 
 def _retrieval_vectors(batch, grid: int):
@@ -133,12 +122,20 @@ def _retrieval_vectors(batch, grid: int):
     return spatial, flipped, spectrum
 
 
-def _align_volumes(batch, settings: SearchSettings):
-    """Return smoothed, zero-mean, unit-norm volumes ``(B, g, g, g)`` on the align grid."""
-    small = _resize(batch, settings.align_grid)
-    small = _smooth(small, settings.smoothing_fraction * small.shape[-1])
+def _align_spectra(batch, settings: SearchSettings, align_grid: int):
+    """Return Fourier transforms ``(B, a, a, a//2+1)`` of smoothed, zero-mean, unit-norm align-grid volumes.
+
+    Also returns the same for the left-right flipped volumes.
+    """
+    import torch
+
+    small = _resize(batch, align_grid)[:, 0]  # (B, a, a, a)
     grid = small.shape[-1]
-    return _standardise(small.reshape(small.shape[0], -1)).reshape(small.shape[0], grid, grid, grid)
+    dims = (-3, -2, -1)
+    transfer = _gaussian_transfer(grid, settings.smoothing_fraction * grid)
+    smooth = torch.fft.irfftn(torch.fft.rfftn(small, dim=dims) * transfer, s=(grid,) * 3, dim=dims)
+    standard = _standardise(smooth.reshape(len(smooth), -1)).reshape(smooth.shape)
+    return torch.fft.rfftn(standard, dim=dims), torch.fft.rfftn(standard.flip(-3), dim=dims)
 
 
 def _shift_window(grid: int, fraction: float):
@@ -149,6 +146,29 @@ def _shift_window(grid: int, fraction: float):
     index = torch.arange(grid)
     allowed = torch.minimum(index, grid - index) <= limit
     return allowed[:, None, None] & allowed[None, :, None] & allowed[None, None, :]
+
+
+def _correlation_peaks(query_fourier, reference_fourier, grid: int, fraction: float):
+    """Return the peak and its flat position of the circular cross-correlation within the shift window.
+
+    ``query_fourier`` and the conjugated ``reference_fourier`` broadcast to
+    ``(..., g, g, g//2+1)``; pairs go through the inverse FFT in slices of the first
+    axis to bound memory.
+    """
+    import torch
+
+    window = torch.nonzero(_shift_window(grid, fraction).reshape(-1)).reshape(-1)  # (w,)
+    shape = torch.broadcast_shapes(query_fourier.shape, reference_fourier.shape)[:-3]
+    per_row = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    rows_per_slice = max(1, 256 // per_row)
+    peaks, positions = [], []
+    for first in range(0, shape[0], rows_per_slice):
+        product = query_fourier[first : first + rows_per_slice] * reference_fourier[first : first + rows_per_slice]
+        correlation = torch.fft.irfftn(product, s=(grid,) * 3, dim=(-3, -2, -1)).flatten(-3)  # (n, ..., g^3)
+        peak, position = correlation[..., window].max(dim=-1)
+        peaks.append(peak)
+        positions.append(window[position])
+    return torch.cat(peaks), torch.cat(positions)
 
 
 def nearest_references(
@@ -177,22 +197,20 @@ def nearest_references(
         empty = np.zeros(0)
         return NearestMatch(empty.astype(int), empty, empty.astype(bool), np.zeros((0, 3), dtype=int))
 
+    grid = min(settings.align_grid, query_tensor.shape[-1])
     with torch.inference_mode():
-        ref_spatial, ref_flipped, ref_spectrum = [], [], []
-        ref_fourier = []
+        ref_spatial, ref_flipped, ref_spectrum, ref_fourier = [], [], [], []
         for start in range(0, len(reference_tensor), settings.chunk_size):
             chunk = reference_tensor[start : start + settings.chunk_size]
             spatial, flipped, spectrum = _retrieval_vectors(chunk, settings.retrieval_grid)
             ref_spatial.append(spatial)
             ref_flipped.append(flipped)
             ref_spectrum.append(spectrum)
-            ref_fourier.append(torch.fft.rfftn(_align_volumes(chunk, settings), dim=(-3, -2, -1)))
-        ref_spatial_all = torch.cat(ref_spatial)  # (R, g^3)
+            ref_fourier.append(_align_spectra(chunk, settings, grid)[0].conj())
+        ref_spatial_all = torch.cat(ref_spatial)  # (R, r^3)
         ref_flipped_all = torch.cat(ref_flipped)
         ref_spectrum_all = torch.cat(ref_spectrum)
-        ref_fourier_all = torch.cat(ref_fourier)  # (R, a, a, a//2+1) complex
-        grid = ref_fourier_all.shape[-3]
-        window = _shift_window(grid, settings.max_shift_fraction).reshape(-1)  # (a^3,)
+        ref_fourier_all = torch.cat(ref_fourier)  # (R, a, a, a//2+1), conjugated
         k = min(settings.candidates, len(reference_tensor))
 
         best_index = np.zeros(count, dtype=np.int64)
@@ -206,29 +224,25 @@ def nearest_references(
             starts = tqdm(starts, desc="copy search", unit="chunk", leave=False)
         for start in starts:
             chunk = query_tensor[start : start + settings.chunk_size]
+            size = len(chunk)
+            rows = torch.arange(size)
             spatial, _, spectrum = _retrieval_vectors(chunk, settings.retrieval_grid)
             coarse_spatial = torch.maximum(spatial @ ref_spatial_all.T, spatial @ ref_flipped_all.T)  # (c, R)
             coarse_spectrum = spectrum @ ref_spectrum_all.T
             candidates = torch.cat([coarse_spatial.topk(k, dim=1).indices, coarse_spectrum.topk(k, dim=1).indices], dim=1)  # (c, 2k)
-            aligned = _align_volumes(chunk, settings)  # (c, a, a, a)
-            query_fourier = torch.stack(
-                [torch.fft.rfftn(aligned, dim=(-3, -2, -1)), torch.fft.rfftn(aligned.flip(-3), dim=(-3, -2, -1))], dim=1
-            )  # (c, 2, a, a, a//2+1)
-            for row in range(len(chunk)):
-                unique = torch.unique(candidates[row])
-                product = query_fourier[row][:, None] * ref_fourier_all[unique][None].conj()  # (2, u, a, a, a//2+1)
-                correlation = torch.fft.irfftn(product, s=(grid,) * 3, dim=(-3, -2, -1)).reshape(2, len(unique), -1)
-                correlation = correlation.masked_fill(~window, -2.0)
-                peak, position = correlation.max(dim=-1)  # (2, u)
-                flat = int(peak.argmax())
-                flip, column = divmod(flat, len(unique))
-                similarity = float(peak[flip, column])
-                query_row = start + row
-                best_index[query_row] = int(unique[column])
-                best_similarity[query_row] = similarity
-                best_flip[query_row] = bool(flip)
-                offset = np.unravel_index(int(position[flip, column]), (grid,) * 3)
-                best_shift[query_row] = [o if o <= grid // 2 else o - grid for o in offset]
+            pairs = candidates.shape[1]
+            query_fourier = torch.stack(_align_spectra(chunk, settings, grid), dim=1)  # (c, 2, a, a, a//2+1)
+            # Every query against each candidate, unflipped and flipped: peaks (c, 2, 2k).
+            peaks, positions = _correlation_peaks(
+                query_fourier[:, :, None], ref_fourier_all[candidates][:, None], grid, settings.max_shift_fraction
+            )
+            flat = peaks.flatten(1).argmax(dim=1)  # (c,)
+            flips, columns = flat // pairs, flat % pairs
+            best_index[start : start + size] = candidates[rows, columns].numpy()
+            best_similarity[start : start + size] = peaks[rows, flips, columns].double().numpy()
+            best_flip[start : start + size] = flips.numpy().astype(bool)
+            offsets = np.stack(np.unravel_index(positions[rows, flips, columns].numpy(), (grid,) * 3), axis=1)
+            best_shift[start : start + size] = np.where(offsets <= grid // 2, offsets, offsets - grid)
     return NearestMatch(best_index, np.clip(best_similarity, -1.0, 1.0), best_flip, best_shift)
 
 
