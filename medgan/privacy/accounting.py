@@ -10,7 +10,7 @@ numerical composition fails for some inputs: it raises ``RuntimeError`` ("Discre
 differs significantly from continuous mean", "Cannot compute epsilon"), ``ValueError``
 for very small deltas, or returns ``inf`` where a finite bound exists. In those cases the
 RDP bound (Mironov et al., 2019, with the conversion of Balle et al., 2020) is used and
-the result says so.
+the result's note states it.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ RDP_ORDERS: tuple[float, ...] = tuple(
     [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)) + [80, 96, 128, 192, 256, 384, 512]
 )
 
-# PRV and RDP bound the same mechanism; PRV is usually 5-15 % below RDP. A PRV value
-# under half the RDP value is more likely a numerical failure than a tighter bound.
+# PRV and RDP bound the same mechanism. In the tests' golden settings PRV is 6-14 % below
+# RDP, so a PRV value under half the RDP value is more likely a numerical failure.
 _PRV_RDP_MIN_RATIO = 0.5
 
 
@@ -72,7 +72,7 @@ class EpsilonResult:
 
     Attributes:
         epsilon: The reported epsilon; ``math.inf`` when the history gives no privacy.
-        delta: The delta the epsilon holds at.
+        delta: The delta of the guarantee.
         accountant: The accountant whose value is ``epsilon`` (``"prv"`` or ``"rdp"``);
             it differs from the requested one only after a fallback, which ``note`` explains.
         epsilon_prv: The PRV accountant's upper bound, or None where PRV failed.
@@ -177,7 +177,7 @@ def _prv_epsilon(history: History, delta: float) -> float:
 
 
 class _PRVFailure(Exception):
-    """PRV's numerical composition failed; the message says how."""
+    """PRV's numerical composition failed; the message describes the failure."""
 
 
 def _active(history: History) -> History:
@@ -208,7 +208,7 @@ def compute_epsilon(
 
     Both accountants run every time: the requested one gives ``epsilon`` and the other
     cross-checks it. When PRV is requested but fails numerically, the RDP value is used
-    and ``note`` says so, because an exception at report time would lose a finished run,
+    and ``note`` states it, because an exception at report time would lose a finished run,
     while RDP is a valid (slightly looser) bound on the same mechanism.
 
     Args:
@@ -323,7 +323,7 @@ def _prv_noise_for_target(target_epsilon: float, delta: float, sample_rate: floa
                           rdp_noise: float | None, max_noise_multiplier: float, rtol: float) -> float | None:
     """Return the PRV noise multiplier for the target, or None when the maximum does not reach it.
 
-    PRV's bound is tighter than RDP's, so the RDP answer brackets the PRV one from above;
+    PRV's bound is tighter than RDP's, so the RDP result brackets the PRV one from above;
     starting there saves most of the slow PRV evaluations.
 
     Raises:
@@ -337,7 +337,7 @@ def _prv_noise_for_target(target_epsilon: float, delta: float, sample_rate: floa
     if epsilon_at(high) > target_epsilon:
         if rdp_noise is None:
             return None
-        # PRV above RDP here: search upwards from the RDP answer.
+        # PRV above RDP here: search upwards from the RDP result.
         while epsilon_at(high) > target_epsilon:
             if high >= max_noise_multiplier:
                 return None
@@ -364,7 +364,7 @@ def noise_for_target(
     A bisection over the noise multiplier like Opacus' ``get_noise_multiplier``, with
     three differences: the search stops at ``max_noise_multiplier`` with a readable error
     instead of raising ``ValueError`` at 1e6; a numerical failure of PRV falls back to the
-    RDP answer (logged as a warning) instead of raising ``RuntimeError``; and the answer
+    RDP result (logged as a warning) instead of raising ``RuntimeError``; and the result
     is re-checked with :func:`compute_epsilon`, the function that reports epsilon.
 
     Args:
@@ -412,7 +412,7 @@ def noise_for_target(
             used = "prv"
         except _PRVFailure as failure:
             logger.warning(
-                "PRV accountant failed numerically while searching the noise multiplier (%s); using the RDP answer",
+                "PRV accountant failed numerically while searching the noise multiplier (%s); using the RDP result",
                 failure,
             )
 

@@ -197,7 +197,7 @@ def assess_plan(
 
     This is the planning aid behind ``medgan privacy``: it reports epsilon for any noise
     multiplier (including hopeless ones, with a warning) and rejects only inputs that
-    have no meaningful answer. Exactly one of ``noise_multiplier`` and ``target_epsilon``
+    have no meaningful result. Exactly one of ``noise_multiplier`` and ``target_epsilon``
     must be given.
 
     Raises:

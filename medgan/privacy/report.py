@@ -7,7 +7,7 @@ n_patients, noise_to_signal, cohort_key, cohort_epsilon_total, warnings. It adds
 recompute epsilon from the report alone.
 
 JSON has no infinity, so an infinite epsilon (a non-private run, or a noise multiplier
-of 0) is written as ``null``, always with a warning that says why.
+of 0) is written as ``null``, always with a warning that gives the reason.
 """
 
 from __future__ import annotations
@@ -45,11 +45,11 @@ def privacy_section(
 
     Epsilon is recomputed here with :func:`~medgan.privacy.accounting.compute_epsilon`,
     never taken from a target or from the training loop, so the report matches what a
-    fresh accountant says about the recorded steps.
+    fresh accountant computes from the recorded steps.
 
     Args:
         private: Whether the run trained with DP. False gives a section with null
-            epsilon and a loud warning, whatever the history says.
+            epsilon and a loud warning, whatever the history contains.
         history: ``[(noise_multiplier, sample_rate, steps), ...]`` of the whole run,
             resumed parts included.
         delta: The run's delta (None only for a non-private run).

@@ -64,6 +64,13 @@ def _parse_line(line: str) -> StepRecord:
     return StepRecord(step, noise_multiplier, sample_rate, complete=True)
 
 
+def _step_and_parameters(record: StepRecord) -> tuple[int, tuple[float, float]]:
+    """Return a complete record's step number and ``(noise_multiplier, sample_rate)``."""
+    if record.step is None or record.noise_multiplier is None or record.sample_rate is None:
+        raise ValueError("a torn step record has no step number or parameters")
+    return record.step, (record.noise_multiplier, record.sample_rate)
+
+
 def _fsync_directory(directory: Path) -> None:
     descriptor = os.open(directory, os.O_RDONLY)
     try:
@@ -171,20 +178,19 @@ class StepLedger:
                     counted.append(parameters)
                     expected_step = None if expected_step is None else expected_step + 1
                 continue
-            assert record.step is not None and record.noise_multiplier is not None and record.sample_rate is not None
-            parameters = (record.noise_multiplier, record.sample_rate)
+            step, parameters = _step_and_parameters(record)
             if leading_torn:
                 counted.extend([parameters] * leading_torn)
                 leading_torn = 0
-            if expected_step is not None and record.step > expected_step:
-                missing = record.step - expected_step
+            if expected_step is not None and step > expected_step:
+                missing = step - expected_step
                 logger.warning(
                     "DP step log %s skips from step %d to %d; counting the %d missing step(s)",
-                    self.path, expected_step - 1, record.step, missing,
+                    self.path, expected_step - 1, step, missing,
                 )
                 counted.extend([parameters] * missing)
             counted.append(parameters)
-            expected_step = record.step + 1
+            expected_step = step + 1
         if torn:
             logger.warning("DP step log %s has %d torn line(s); each is counted as a step", self.path, torn)
         return counted
