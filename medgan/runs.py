@@ -54,6 +54,11 @@ class RunLayout:
         return self.root / "export"
 
     @property
+    def release(self) -> Path:
+        """Default folder of a reviewed release made by ``medgan export --approved-only``."""
+        return self.root / "release"
+
+    @property
     def review(self) -> Path:
         """Audit log and reader-study records."""
         return self.root / "review"

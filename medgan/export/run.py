@@ -181,24 +181,32 @@ def _select(run_dir: Path, inputs: RunInputs, approved_only: bool, drop_flagged:
     if approved_only:
         if not evaluation_id:
             raise ReviewError(f"{run_dir / 'report.json'} has no evaluation id; evaluate the run before a release")
-        flagged_present = sorted(flagged & {Path(entry["file"]).name for entry in inputs.index})
-        if flagged_present and not drop_flagged:
-            raise ReviewError(
-                f"release blocked: {len(flagged_present)} synthetic scan(s) are flagged as possible copies of training "
-                f"scans ({', '.join(flagged_present)}); retrain with more privacy, or set export.drop_flagged "
-                "(--drop-flagged) to release without them, which the dataset card records"
-            )
         from medgan.review.approvals import approved_hashes
 
+        # approved_hashes counts a flagged scan only when a privacy officer overrode the
+        # flag with a written reason, so an overridden flag no longer blocks the release.
         approved = approved_hashes(run_dir, evaluation_id)
+        hashes = {Path(entry["file"]).name: entry["sha256"] for entry in inputs.index}
+        blocking = sorted(name for name in flagged & set(hashes) if hashes[name] not in approved)
+        if blocking and not drop_flagged:
+            raise ReviewError(
+                f"release blocked: {len(blocking)} synthetic scan(s) are flagged as possible copies of training "
+                f"scans ({', '.join(blocking)}); retrain with more privacy, have a privacy officer override each flag "
+                "in the dashboard, or set export.drop_flagged (--drop-flagged) to release without them, which the "
+                "dataset card records"
+            )
         review["policy"] = "release: every exported scan approved for the current evaluation id"
     else:
         approved = None
         review["policy"] = "staging: not reviewed, not for release; flagged scans are never exported"
 
+    overridden: list[str] = []
     for entry in inputs.index:
         name = Path(entry["file"]).name
-        if name in flagged:
+        if name in flagged and approved is not None and entry["sha256"] in approved:
+            overridden.append(name)
+            kept.append(entry)
+        elif name in flagged:
             left_out.append({"synthetic": name, "reason": "flagged by the memorization check as a possible copy of a training scan"})
         elif approved is not None and entry["sha256"] not in approved:
             left_out.append({"synthetic": name, "reason": f"not approved by reviewers for evaluation {evaluation_id}"})
@@ -208,6 +216,11 @@ def _select(run_dir: Path, inputs: RunInputs, approved_only: bool, drop_flagged:
         uncovered.append(
             "scans flagged by the memorization check (nearest-neighbour similarity to real training scans) were removed; "
             "this filter looks at real data and is not covered by epsilon"
+        )
+    if overridden:
+        uncovered.append(
+            f"{len(overridden)} scan(s) flagged by the memorization check were released after a privacy officer compared "
+            "them with real training scans and overrode the flag; that judgement looks at real data and is not covered by epsilon"
         )
     if approved is not None:
         review["n_approved"] = len([entry for entry in inputs.index if entry["sha256"] in approved])

@@ -25,8 +25,9 @@ __all__ = ["render_report_html", "SAFE_CURVE_COLUMNS"]
 logger = logging.getLogger(__name__)
 
 # Training-log columns computed without real scans. The generator loss scores only
-# generated samples with the DP discriminator, so it is post-processing of a DP output.
-SAFE_CURVE_COLUMNS = ("epsilon", "loss_generator", "loss_g")
+# generated samples with the DP discriminator and the spread measures the diversity of
+# generated samples, so both are post-processing of a DP output.
+SAFE_CURVE_COLUMNS = ("g_loss", "g_spread")
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222;line-height:1.45}

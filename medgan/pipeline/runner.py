@@ -95,8 +95,9 @@ def _train_subset(prepared: Any, split: str) -> Any:
 
 def _stage_train(state: PipelineState) -> None:
     from medgan.training import train_gan
+    from medgan.training.checkpoint import CHECKPOINT_NAME
 
-    resume = any(state.layout.checkpoints.glob("*"))
+    resume = (state.layout.checkpoints / CHECKPOINT_NAME).exists()
     if resume:
         logger.info("train: resuming from the checkpoint in the run's private folder")
     result = train_gan(_train_subset(state.prepared, "train"), state.config, state.layout, progress=state.progress, resume=resume)

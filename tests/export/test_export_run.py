@@ -101,6 +101,22 @@ def test_release_drop_flagged_recorded(run_factory) -> None:
     assert card["dataset"]["kind"] == "release"
 
 
+def test_release_override_unblocks_flag(run_factory) -> None:
+    run = run_factory(n_scans=2, flagged=(0,))
+    _approve(run, [1])
+    flagged_entry = _index(run)[0]
+    common = dict(scan_file=flagged_entry["file"], scan_sha256=flagged_entry["sha256"], evaluation_id="eval-001", flagged=True)
+    record_decision(run, reviewer="ana", role="reviewer", identity_source="local", decision="approve", reason="not a copy", **common)
+    record_decision(
+        run, reviewer="olga", role="privacy-officer", identity_source="local", decision="override",
+        reason="compared with the nearest training scan: different anatomy", **common,
+    )
+    summary = export_run(run, approved_only=True)
+    card = json.loads(summary.card_path.read_text())
+    assert summary.written == ["syn-0000.nii.gz", "syn-0001.nii.gz"]
+    assert any("overrode the flag" in step for step in card["privacy"]["not_covered"])
+
+
 def test_card_privacy_ledger(ct_run: Path) -> None:
     card = json.loads(export_run(ct_run).card_path.read_text())
     assert card["privacy"]["epsilon"] == 7.9
