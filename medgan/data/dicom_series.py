@@ -304,7 +304,7 @@ def read_dicom(source: Path, *, allow_identifying: bool = False, modality: str |
 
     decoded = {id(item): decode_frames(item) for item in files}  # each (frames, rows, columns)
     by_file = {item.path: item for item in files}
-    array = np.empty((frames[0].columns, frames[0].rows, len(frames)), dtype=np.float32)  # (X, Y, Z)
+    planes = np.empty((len(frames), frames[0].rows, frames[0].columns), dtype=np.float32)  # (Z, rows, columns)
     fill = _PADDING_FILL.get(chosen_modality or "", 0.0)
     padded = 0
     for k, frame in enumerate(frames):
@@ -314,7 +314,10 @@ def read_dicom(source: Path, *, allow_identifying: bool = False, modality: str |
             outside = stored == frame.padding_value
             plane[outside] = fill
             padded += int(outside.sum())
-        array[:, :, k] = plane.T  # columns run along the row cosine, which is voxel axis i
+        planes[k] = plane
+    # Columns run along the row cosine, which is voxel axis i, so (Z, rows, columns)
+    # becomes (X, Y, Z) by reversing the axes.
+    array = np.ascontiguousarray(planes.transpose(2, 1, 0))  # (X, Y, Z)
     if padded:
         logger.info("set %d voxels marked by PixelPaddingValue (outside the scanned field) to %g", padded, fill)
 

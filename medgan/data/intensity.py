@@ -25,7 +25,9 @@ NONFINITE_POLICIES = ("reject", "replace")
 _CT_PLAUSIBLE_HU = (-2048.0, 32767.0)
 
 
-def apply_nonfinite_policy(array: np.ndarray, source: Path, policy: str, value: float) -> tuple[np.ndarray, list[str]]:
+def apply_nonfinite_policy(
+    array: np.ndarray, source: Path, policy: str, value: float, value_range: tuple[float, float] | None = None
+) -> tuple[np.ndarray, list[str]]:
     """Return ``array`` with NaN/Inf voxels handled by ``policy``, and the warnings raised.
 
     Args:
@@ -34,6 +36,8 @@ def apply_nonfinite_policy(array: np.ndarray, source: Path, policy: str, value: 
         policy: ``"reject"`` raises, ``"replace"`` writes ``value`` into every
             non-finite voxel and records how many were replaced.
         value: replacement value, in the volume's own intensity units.
+        value_range: ``(array.min(), array.max())`` when the caller has it, which saves
+            two passes over a large volume.
 
     Raises:
         ConfigError: the policy is unknown or the replacement is not finite.
@@ -44,7 +48,8 @@ def apply_nonfinite_policy(array: np.ndarray, source: Path, policy: str, value: 
         raise ConfigError(f"nonfinite policy {policy!r} is not one of {', '.join(NONFINITE_POLICIES)}")
     if not np.isfinite(value):
         raise ConfigError(f"nonfinite_value must be a finite number, got {value}")
-    if np.isfinite(array.min()) and np.isfinite(array.max()):
+    low, high = value_range if value_range is not None else (float(array.min()), float(array.max()))
+    if np.isfinite(low) and np.isfinite(high):
         # min and max are NaN when any voxel is NaN and infinite when any is infinite.
         # Two reductions are cheaper than a full boolean mask on large volumes.
         return array, []
@@ -67,7 +72,7 @@ def apply_nonfinite_policy(array: np.ndarray, source: Path, policy: str, value: 
     return array, [message]
 
 
-def check_intensity(array: np.ndarray, modality: str | None) -> list[str]:
+def check_intensity(array: np.ndarray, modality: str | None, value_range: tuple[float, float] | None = None) -> list[str]:
     """Return warnings about an implausible intensity range; the array is not changed.
 
     The warnings state the rule, never the voxel values, because they are logged and
@@ -79,8 +84,7 @@ def check_intensity(array: np.ndarray, modality: str | None) -> list[str]:
     point at a rescale applied twice or not at all.
     """
     warnings: list[str] = []
-    low = float(array.min())
-    high = float(array.max())
+    low, high = value_range if value_range is not None else (float(array.min()), float(array.max()))
     if low == high:
         warnings.append(f"the volume is constant ({array.size} voxels of one value)")
     if modality == "CT":

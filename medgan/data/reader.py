@@ -57,7 +57,10 @@ def load_volume(
         volume = read_dicom(source, allow_identifying=allow_identifying, modality=modality)
     else:
         raise InputError(f"{source} is neither a file nor a folder")
-    volume.array, replaced = apply_nonfinite_policy(volume.array, source, nonfinite, nonfinite_value)
+    value_range = (float(volume.array.min()), float(volume.array.max()))
+    volume.array, replaced = apply_nonfinite_policy(volume.array, source, nonfinite, nonfinite_value, value_range)
+    if replaced:
+        value_range = (float(volume.array.min()), float(volume.array.max()))
     volume.warnings.extend(replaced)
-    volume.warnings.extend(check_intensity(volume.array, volume.modality))
+    volume.warnings.extend(check_intensity(volume.array, volume.modality, value_range))
     return volume
