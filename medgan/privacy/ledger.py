@@ -16,6 +16,13 @@ the same time cannot both pass the check on the same remaining budget, and a cra
 leaves either the old or the new row, never half of one. A reservation made at the
 check counts at its planned epsilon until ``record_run`` replaces it with the run's
 recomputed epsilon, so a run that crashes before recording is still charged.
+
+Overlapping cohorts: a cohort that differs by one scan has another key, so the sum per
+key alone would let a new run on nearly the same patients start from zero. Runs may
+therefore also list their members (the hashes of their scan files). A member's spend is
+the sum over every run that included it, whatever the cohort key, because a run whose
+data did not include a patient reveals nothing about that patient. A run with members
+is checked against the largest spend of any of its members as well as its cohort's sum.
 """
 
 from __future__ import annotations
@@ -49,7 +56,14 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT NOT NULL CHECK (status IN ('reserved', 'recorded')),
     updated_utc TEXT NOT NULL,
     PRIMARY KEY (cohort_key, run_id)
-)
+);
+CREATE TABLE IF NOT EXISTS members (
+    cohort_key TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    member TEXT NOT NULL,
+    PRIMARY KEY (cohort_key, run_id, member)
+);
+CREATE INDEX IF NOT EXISTS members_by_member ON members (member);
 """
 _HEX_DIGITS = frozenset("0123456789abcdef")
 
@@ -135,7 +149,9 @@ class CohortLedger:
         self.path = folder / _DATABASE_NAME
         self._timeout_s = timeout_s
         with self._transaction() as connection:
-            connection.execute(_SCHEMA)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -165,6 +181,40 @@ class CohortLedger:
         ).fetchall()
         # Summed in Python so that an infinite epsilon stays infinite.
         return math.fsum(row[0] for row in rows), math.fsum(row[1] for row in rows)
+
+    @staticmethod
+    def _member_max(connection: sqlite3.Connection, members: Sequence[str], exclude_run: str | None) -> float:
+        """Return the largest epsilon spent on any one of ``members`` by runs other than ``exclude_run``."""
+        if not members:
+            return 0.0
+        connection.execute("CREATE TEMP TABLE IF NOT EXISTS requested (member TEXT PRIMARY KEY)")
+        connection.execute("DELETE FROM requested")
+        connection.executemany("INSERT OR IGNORE INTO requested VALUES (?)", [(member,) for member in members])
+        rows = connection.execute(
+            "SELECT requested.member, runs.epsilon FROM requested "
+            "JOIN members ON members.member = requested.member "
+            "JOIN runs ON runs.cohort_key = members.cohort_key AND runs.run_id = members.run_id "
+            "WHERE runs.run_id IS NOT ?",
+            (exclude_run,),
+        ).fetchall()
+        connection.execute("DELETE FROM requested")
+        totals: dict[str, list[float]] = {}
+        for member, epsilon in rows:
+            totals.setdefault(member, []).append(epsilon)
+        # Summed in Python so that an infinite epsilon stays infinite.
+        return max((math.fsum(values) for values in totals.values()), default=0.0)
+
+    @staticmethod
+    def _store_members(connection: sqlite3.Connection, key: str, run_id: str, members: Sequence[str]) -> None:
+        connection.execute("DELETE FROM members WHERE cohort_key = ? AND run_id = ?", (key, run_id))
+        connection.executemany(
+            "INSERT OR IGNORE INTO members VALUES (?, ?, ?)", [(key, run_id, member) for member in members]
+        )
+
+    def spent_by_members(self, members: Sequence[str]) -> float:
+        """Return the largest epsilon spent on any one member, summed over all runs that included it."""
+        with self._transaction() as connection:
+            return self._member_max(connection, list(members), None)
 
     def spent(self, cohort_key: str) -> float:
         """Return the epsilon spent on the cohort: the sum over its recorded and reserved runs."""
@@ -196,6 +246,7 @@ class CohortLedger:
         *,
         run_id: str | None = None,
         delta: float = 0.0,
+        members: Sequence[str] = (),
     ) -> float:
         """Raise before training when the run would take the cohort over its budget.
 
@@ -210,6 +261,9 @@ class CohortLedger:
                 (the check then only reserves).
             run_id: The run to reserve for, or None to check only.
             delta: The run's planned delta, stored with the reservation.
+            members: Hashes of the run's scan files. When given, the check also uses
+                the largest spend of any member across all cohorts, so a cohort that
+                shares scans with earlier ones cannot start from zero.
 
         Returns:
             The epsilon left on the cohort after this run (``inf`` without a budget).
@@ -222,11 +276,13 @@ class CohortLedger:
             raise PrivacyError(f"Cohort budget {cohort_budget} is invalid; it must be > 0.")
         with self._transaction() as connection:
             spent, _ = self._sum(connection, cohort_key, exclude_run=run_id)
+            spent = max(spent, self._member_max(connection, list(members), run_id))
             total = spent + planned_epsilon
             if cohort_budget is not None and total > cohort_budget:
                 raise PrivacyError(
                     f"This run would spend epsilon {planned_epsilon:.4g} on a cohort that has already spent "
-                    f"{spent:.4g} of its budget {cohort_budget:g} (total {total:.4g}). Lower the target epsilon "
+                    f"{spent:.4g} of its budget {cohort_budget:g} (total {total:.4g}; with members, the largest "
+                    "spend of any scan, including runs on other cohorts that share it). Lower the target epsilon "
                     f"to at most {max(cohort_budget - spent, 0.0):.4g}, or stop: a cohort budget exists "
                     "because every model trained on the same patients adds to what can be learnt about them."
                 )
@@ -238,14 +294,27 @@ class CohortLedger:
                     "updated_utc = excluded.updated_utc WHERE runs.status = 'reserved'",
                     (cohort_key, run_id, planned_epsilon, float(delta), _now()),
                 )
+                if members:
+                    self._store_members(connection, cohort_key, run_id, list(members))
         logger.info("Privacy budget check passed: cohort total %.4g after this run", total)
         return math.inf if cohort_budget is None else cohort_budget - total
 
-    def record_run(self, cohort_key: str, run_id: str, epsilon: float, delta: float, accountant: str) -> None:
+    def record_run(
+        self,
+        cohort_key: str,
+        run_id: str,
+        epsilon: float,
+        delta: float,
+        accountant: str,
+        *,
+        members: Sequence[str] = (),
+    ) -> None:
         """Record a run's final epsilon, replacing its reservation or an earlier record.
 
         Call it with the epsilon recomputed from the run's history (for a resumed run,
-        the whole history), so a run is charged once, at what it actually spent.
+        the whole history), so a run is charged once, at what it actually spent. Pass
+        ``members`` (hashes of the run's scan files) to charge each scan as well; members
+        given at ``check_budget`` are kept when this call gives none.
 
         Raises:
             PrivacyError: Epsilon or delta is invalid, or the database cannot be written.
@@ -266,6 +335,8 @@ class CohortLedger:
                 "updated_utc = excluded.updated_utc",
                 (cohort_key, run_id, epsilon, float(delta), str(accountant), _now()),
             )
+            if members:
+                self._store_members(connection, cohort_key, run_id, list(members))
         if previous is not None and previous[1] == "reserved" and epsilon > previous[0]:
             logger.warning(
                 "Run spent epsilon %.4g, more than the %.4g it reserved in the privacy ledger", epsilon, previous[0]

@@ -165,3 +165,37 @@ def test_concurrent_reservations_respect_budget(tmp_path):
         process.join(timeout=60)
     assert outcomes == ["refused", "refused", "reserved", "reserved"]
     assert CohortLedger(tmp_path).spent(KEY) == 8.0
+
+
+OTHER_KEY = cohort_key(MANIFEST, [*FILES, sha("scan-d")])
+
+
+def test_overlapping_cohort_charged(tmp_path):
+    # A cohort with one extra scan has a new key, but its shared scans carry their spend.
+    ledger = CohortLedger(tmp_path)
+    ledger.record_run(KEY, "run-1", 7.0, 1e-5, "prv", members=FILES)
+    with pytest.raises(PrivacyError, match="already spent 7 of its budget 10"):
+        ledger.check_budget(OTHER_KEY, 4.0, 10.0, run_id="run-2", members=[*FILES, sha("scan-d")])
+
+
+def test_disjoint_members_not_charged(tmp_path):
+    ledger = CohortLedger(tmp_path)
+    ledger.record_run(KEY, "run-1", 7.0, 1e-5, "prv", members=FILES)
+    new_members = [sha("scan-x"), sha("scan-y")]
+    remaining = ledger.check_budget(cohort_key(MANIFEST, new_members), 4.0, 10.0, members=new_members)
+    assert remaining == pytest.approx(6.0)
+
+
+def test_member_spend_sums_runs(tmp_path):
+    ledger = CohortLedger(tmp_path)
+    ledger.record_run(KEY, "run-1", 2.0, 1e-5, "prv", members=FILES)
+    ledger.record_run(OTHER_KEY, "run-2", 3.0, 1e-5, "prv", members=[*FILES, sha("scan-d")])
+    assert ledger.spent_by_members([sha("scan-a")]) == 5.0
+    assert ledger.spent_by_members([sha("scan-d")]) == 3.0
+
+
+def test_reserved_members_kept_on_record(tmp_path):
+    ledger = CohortLedger(tmp_path)
+    ledger.check_budget(KEY, 4.0, 10.0, run_id="run-1", members=FILES)
+    ledger.record_run(KEY, "run-1", 3.0, 1e-5, "prv")
+    assert ledger.spent_by_members([sha("scan-b")]) == 3.0
