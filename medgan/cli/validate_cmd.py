@@ -62,23 +62,24 @@ def validate(source: Path, modality: str | None, allow_identifying_series: bool,
 
     from medgan.data.dataset import source_digest
     from medgan.data.discover import cohort_from_path
-    from medgan.data.manifest import load_manifest
+    from medgan.data.manifest import check_manifest
     from medgan.data.pseudonym import Pseudonymizer
     from medgan.data.reader import load_volume
 
     # Ids are only counted here, so a throw-away salt is enough.
     pseudonymizer = Pseudonymizer(secrets.token_bytes(32))
-    if source.is_file() and source.suffix.lower() == ".csv":
-        cohort = load_manifest(source, pseudonymizer, holdout_fraction=holdout_fraction)
+    is_manifest = source.is_file() and source.suffix.lower() == ".csv"
+    problems: list[str] = []
+    if is_manifest:
+        cohort, manifest_problems = check_manifest(source, pseudonymizer, holdout_fraction=holdout_fraction)
+        problems.extend(f"manifest: {problem}" for problem in manifest_problems)
     else:
         cohort = cohort_from_path(source, pseudonymizer, modality=modality)
 
-    problems: list[str] = []
     warned: list[str] = []
     seen_content: dict[str, str] = {}
     found_modalities: dict[str, str] = {}
     for scan in tqdm(cohort.scans, desc="validating", unit="scan"):
-        is_manifest = source.suffix.lower() == ".csv"
         try:
             volume = load_volume(
                 scan.source,
@@ -87,9 +88,9 @@ def validate(source: Path, modality: str | None, allow_identifying_series: bool,
                 modality=scan.modality,
             )
         except MedganError as error:
-            problems.append(f"row {scan.row}: {error}" if is_manifest else str(error))
+            problems.append(f"line {scan.row}: {error}" if is_manifest else str(error))
             continue
-        label = f"row {scan.row}: {scan.source}" if is_manifest else str(scan.source)
+        label = f"line {scan.row}: {scan.source}" if is_manifest else str(scan.source)
         if volume.modality is not None:
             found_modalities[scan.scan_id] = volume.modality
         else:
@@ -101,8 +102,9 @@ def validate(source: Path, modality: str | None, allow_identifying_series: bool,
             problems.append(f"{label}: has the same content as {seen_content[digest]}; a scan listed twice counts twice in training")
         seen_content.setdefault(digest, label)
 
-    for line in _summary_lines(cohort, found_modalities):
-        click.echo(line)
+    if cohort.scans:
+        for line in _summary_lines(cohort, found_modalities):
+            click.echo(line)
     if warned:
         click.echo(f"{len(warned)} warning(s):")
         for line in warned:

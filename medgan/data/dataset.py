@@ -189,7 +189,7 @@ def prepare_cohort(cohort: Cohort, data: DataConfig, preprocess: PreprocessConfi
         try:
             array, modality, scan_warnings = _prepare_one(scan, data, preprocess, cache_dir)
         except MedganError as error:
-            problems.append(f"row {scan.row} ({scan.scan_id}): {error}")
+            problems.append(f"line {scan.row} ({scan.scan_id}): {error}")
             continue
         for message in scan_warnings:
             logger.warning("%s: %s", scan.scan_id, message)

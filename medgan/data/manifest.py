@@ -26,7 +26,7 @@ from pathlib import Path
 from medgan.data.pseudonym import Pseudonymizer
 from medgan.errors import InputError
 
-__all__ = ["ScanRecord", "Cohort", "load_manifest", "assign_splits", "RESERVED_COLUMNS", "SPLITS"]
+__all__ = ["ScanRecord", "Cohort", "load_manifest", "check_manifest", "assign_splits", "RESERVED_COLUMNS", "SPLITS"]
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +121,23 @@ def load_manifest(manifest: str | Path, pseudonymizer: Pseudonymizer, holdout_fr
         InputError: the file is missing or malformed, a path does not exist, a modality
             or split is unknown, or a patient is in both splits.
     """
+    cohort, problems = check_manifest(manifest, pseudonymizer, holdout_fraction)
+    if problems:
+        listing = "\n  ".join(problems)
+        raise InputError(f"manifest {Path(manifest).resolve()} has {len(problems)} problem(s):\n  {listing}")
+    return cohort
+
+
+def check_manifest(manifest: str | Path, pseudonymizer: Pseudonymizer, holdout_fraction: float = 0.2) -> tuple[Cohort, list[str]]:
+    """Read a manifest CSV and return the cohort of its valid rows with every row problem.
+
+    ``medgan validate`` uses this to go on checking the scans of the valid rows, so one
+    run lists the problems of the manifest and of the files together.
+
+    Raises:
+        InputError: the file itself is missing, not UTF-8, or has no usable header.
+    """
+
     manifest = Path(manifest).resolve()
     rows = _sniff_rows(manifest)
     label_names = [name for name in rows[0] if name not in RESERVED_COLUMNS]
@@ -172,18 +189,14 @@ def load_manifest(manifest: str | Path, pseudonymizer: Pseudonymizer, holdout_fr
                 row=line,
             )
         )
-    if problems:
-        listing = "\n  ".join(problems)
-        raise InputError(f"manifest {manifest} has {len(problems)} problem(s):\n  {listing}")
-
     scans = assign_splits(scans, holdout_fraction)
     by_patient: dict[str, set[str]] = defaultdict(set)
     for scan in scans:
         by_patient[scan.patient_id].add(scan.split)
     mixed = [scan.row for scan in scans if len(by_patient[scan.patient_id]) > 1]
     if mixed:
-        raise InputError(
-            f"manifest {manifest}: rows {mixed} put one patient in both 'train' and 'holdout'; "
+        problems.append(
+            f"rows {mixed} put one patient in both 'train' and 'holdout'; "
             "splits are by patient, so give all scans of a patient the same split"
         )
     label_values = {name: sorted({scan.labels[name] for scan in scans}) for name in label_names}
@@ -194,7 +207,7 @@ def load_manifest(manifest: str | Path, pseudonymizer: Pseudonymizer, holdout_fr
         len(by_patient),
         {name: len(values) for name, values in label_values.items()},
     )
-    return Cohort(scans=scans, label_names=label_names, manifest_sha256=digest, label_values=label_values)
+    return Cohort(scans=scans, label_names=label_names, manifest_sha256=digest, label_values=label_values), problems
 
 
 def assign_splits(scans: list[ScanRecord], holdout_fraction: float) -> list[ScanRecord]:

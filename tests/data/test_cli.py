@@ -58,9 +58,9 @@ def test_validate_lists_every_problem(tmp_path):
     result = _run("validate", str(tmp_path / "m.csv"))
     assert result.exit_code == 2
     assert "3 problem(s) in 4 scan(s)" in result.stderr
-    assert "row 3:" in result.stderr
-    assert "row 4:" in result.stderr
-    assert "row 5:" in result.stderr
+    assert "line 3:" in result.stderr
+    assert "line 4:" in result.stderr
+    assert "line 5:" in result.stderr
     assert "4 scan(s) of 4 patient(s)" in result.stdout
     assert "holdout: 2 patient(s), 2 scan(s)" in result.stdout
 
@@ -107,3 +107,16 @@ def test_validate_patient_in_both_splits(tmp_path):
     result = _run("validate", str(tmp_path / "m.csv"))
     assert result.exit_code == 2
     assert "both 'train' and 'holdout'" in result.stderr
+
+
+def test_validate_manifest_and_file_problems(tmp_path):
+    save_nifti(tmp_path / "good.nii.gz", np.arange(512, dtype=np.float32).reshape(8, 8, 8))
+    save_nifti(tmp_path / "four_d.nii.gz", np.ones((8, 8, 8, 2), np.float32))
+    (tmp_path / "m.csv").write_text(
+        "path,patient_id,modality\ngood.nii.gz,P1,MR\nmissing.nii.gz,P2,MR\nfour_d.nii.gz,P3,MR\n", encoding="utf-8"
+    )
+    result = _run("validate", str(tmp_path / "m.csv"))
+    assert result.exit_code == 2
+    assert "2 problem(s) in 2 scan(s)" in result.stderr
+    assert "missing.nii.gz does not exist" in result.stderr
+    assert "line 4:" in result.stderr

@@ -98,9 +98,9 @@ def test_all_problems_raised_together(tmp_path):
     cohort, data = _cohort(tmp_path, ["nan.nii.gz,P1,MR,train,a", "good.nii.gz,P2,MR,train,a", "four_d.nii.gz,P3,MR,train,a"])
     with pytest.raises(InputError, match="2 of 3 scan") as caught:
         prepare_cohort(cohort, data, PROFILE, tmp_path / "cache", progress=False)
-    assert "row 2" in str(caught.value)
-    assert "row 4" in str(caught.value)
-    assert "row 3" not in str(caught.value)
+    assert "line 2" in str(caught.value)
+    assert "line 4" in str(caught.value)
+    assert "line 3" not in str(caught.value)
 
 
 def test_unknown_nifti_modality_rejected(tmp_path):
