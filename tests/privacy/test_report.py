@@ -97,3 +97,20 @@ def test_infinite_cohort_total_null():
 def test_private_without_delta_rejected():
     with pytest.raises(PrivacyError, match="delta"):
         private_section(delta=None)
+
+
+def test_report_matches_opacus_stepped_accountant(tmp_path):
+    # The report, built from the step log, equals Opacus' PRV accountant stepped once per step.
+    from opacus.accountants import PRVAccountant
+
+    from medgan.privacy.wal import StepLedger
+
+    log = StepLedger(tmp_path / "steps.jsonl")
+    accountant = PRVAccountant()
+    for step in range(30):
+        noise = 1.0 if step < 20 else 1.5
+        log.append(step, noise, 0.1)
+        accountant.step(noise_multiplier=noise, sample_rate=0.1)
+    section = private_section(history=log.history(), n_patients=200)
+    assert section["epsilon"] == accountant.get_epsilon(1e-5)
+    assert section["steps"] == 30

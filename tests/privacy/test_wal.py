@@ -106,3 +106,38 @@ def test_append_failure_is_privacy_error(tmp_path):
     blocker.write_text("", encoding="utf-8")
     with pytest.raises(PrivacyError, match="step was not run"):
         StepLedger(blocker / "steps.jsonl").append(0, 1.0, 0.05)
+
+
+def _train_forever(log_path: str, outputs: str) -> None:
+    """Append a step, then write the step's output, until killed."""
+    from pathlib import Path
+
+    ledger = StepLedger(log_path)
+    step = 0
+    while True:
+        ledger.append(step, 1.0, 0.05)
+        Path(outputs, f"step-{step:06d}").write_bytes(b"x")
+        step += 1
+
+
+def test_killed_run_never_undercounts(tmp_path):
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    context = multiprocessing.get_context("spawn")
+    process = context.Process(target=_train_forever, args=(str(tmp_path / "steps.jsonl"), str(outputs)))
+    process.start()
+    deadline = time.monotonic() + 60
+    while len(os.listdir(outputs)) < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.join(timeout=30)
+    written = len(os.listdir(outputs))
+    counted = len(StepLedger(tmp_path / "steps.jsonl"))
+    assert written >= 20
+    assert counted >= written
+    assert counted <= written + 1
