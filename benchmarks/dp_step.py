@@ -1,16 +1,18 @@
 """Benchmark: one DP discriminator step against the same non-DP step and a plain Opacus baseline.
 
-Three variants on the same discriminator, the same batch (B real + B fake volumes) and
+Four variants on the same discriminator, the same batch (B real + B fake volumes) and
 the same Adam optimizer:
 
 - ``non-DP``: one backward over the mean pair loss, Adam step;
-- ``medgan DP``: ``DPGANTrainer.discriminator_step`` (per-sample hooks, real/fake pairs
-  clipped together, noise, Adam step);
+- ``medgan DP``: ``DPGANTrainer.discriminator_step`` with the default engine (per-pair
+  gradients by torch.func vmap, real/fake pairs clipped together, noise, Adam step);
+- ``medgan DP (hooks engine)``: the same step with Opacus' GradSampleModule hooks
+  computing the per-row gradients, summed pairwise before clipping;
 - ``Opacus hooks``: the plain recipe (GradSampleModule in hooks mode and DPOptimizer,
   every row clipped on its own), as a user of ``PrivacyEngine.make_private`` would get.
 
 Steps are warm (after warm-up steps) and interleaved (non-DP, medgan, Opacus, repeat), so
-machine load hits all three alike; the table gives medians and ratios to non-DP.  Peak
+machine load hits all variants alike.  The table gives medians and ratios to non-DP.  Peak
 memory is measured in a fresh subprocess per variant (CPU: growth of the peak resident
 set over the process' state after building the model; CUDA: peak allocated).
 
@@ -35,7 +37,7 @@ from medgan.models import ModelConfig, build_discriminator, build_generator
 from medgan.training.dp_gan import DPGANTrainer, DPSettings, LabelPrior
 from medgan.training.losses import discriminator_loss_terms
 
-VARIANTS = ("non-DP", "medgan DP", "Opacus hooks")
+VARIANTS = ("non-DP", "medgan DP", "medgan DP (hooks engine)", "Opacus hooks")
 
 
 class _OpacusBaseline:
@@ -68,13 +70,17 @@ def _build(variant: str, grid: int, batch: int, device: torch.device):
     discriminator = build_discriminator(config, grid, [2], dp=variant != "non-DP")
     if variant == "Opacus hooks":
         return _OpacusBaseline(discriminator.to(device), batch).step
+    settings = None
+    if variant != "non-DP":
+        engine = "hooks" if "hooks" in variant else "vmap"
+        settings = DPSettings(1.0, 1.0, float(batch), engine)
     trainer = DPGANTrainer(
         build_generator(config, grid, [2]),
         discriminator,
         loss="hinge",
         lr_generator=2e-4,
         lr_discriminator=2e-4,
-        dp=DPSettings(1.0, 1.0, float(batch)) if variant == "medgan DP" else None,
+        dp=settings,
         noise_generator=torch.Generator(device=device).manual_seed(1),
         latent_generator=torch.Generator().manual_seed(2),
         prior=LabelPrior([torch.ones(2)]),

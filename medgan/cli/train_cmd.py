@@ -53,7 +53,7 @@ def train(pipeline: Path | None, out: Path, overrides: tuple[str, ...], resume: 
         if pipeline is None:
             raise ConfigError("give a PIPELINE file, or --resume with --out pointing at a started run")
         if has_checkpoint:
-            raise ConfigError(f"{out} already holds a training checkpoint; pass --resume to continue it or choose a new --out")
+            raise ConfigError(f"{out} already contains a training checkpoint; pass --resume to continue it or choose a new --out")
         config = load_pipeline(pipeline, list(overrides))
     report = run_pipeline(config, out, progress=not no_progress, stages=("ingest", "train"))
     privacy = report.get("privacy", {})

@@ -19,7 +19,8 @@ class Discriminator(nn.Module):
 
     Conditioning by projection (the inner product of a label embedding with the pooled
     features) adds ``n_classes * features`` parameters instead of a label map as large as
-    the volume; under DP every parameter receives noise, so fewer is better.
+    the volume.
+    Under DP every parameter receives noise, so fewer parameters are better.
     """
 
     def __init__(self, config: ModelConfig, grid: int, n_classes: list[int]) -> None:

@@ -64,7 +64,7 @@ def _group_norm(channels: int, groups: int) -> nn.GroupNorm:
 def build_generator(config: ModelConfig, grid: int, n_classes: list[int]) -> Generator:
     """Return the conditional generator for a cubic ``grid`` and label cardinalities ``n_classes``.
 
-    The generator sees only noise and labels, never a patient's data, so it is private by
+    The generator's inputs are only noise and labels, never a patient's data, so it is private by
     post-processing of the DP discriminator and needs no per-sample gradients.
     """
     return Generator(config, grid, n_classes)

@@ -4,7 +4,7 @@ Opacus computes one gradient per patient by hooking each layer.  Layers that mix
 samples of a batch (BatchNorm), reparametrise their weights (spectral norm) or overwrite
 the tensors the hooks keep (in-place activations) either have no per-sample gradient or
 fail halfway through a backward pass.  A normaliser over a single element outputs a
-constant and erases the signal without any error.  All of these are refused here, before
+constant and erases the signal without any error.  All of these are rejected here, before
 training starts, with the reason and the fix.
 """
 
@@ -54,7 +54,7 @@ def check_normaliser_extent(name: str, channels: int, groups: int, spatial: int)
 
 
 def check_dp_compatible(module: nn.Module) -> None:
-    """Raise PrivacyError if ``module`` holds a layer without per-sample gradients.
+    """Raise PrivacyError if ``module`` contains a layer without per-sample gradients.
 
     Every problem is listed in one message.  Opacus' own validator runs as well, so a
     layer type it does not support is caught even if this list misses it.

@@ -1,9 +1,9 @@
 """The released generator: ``generator.safetensors`` plus ``generator.json``.
 
-The JSON file holds everything needed to rebuild and use the weights (architecture,
+The JSON file contains everything needed to rebuild and use the weights (architecture,
 grid, label vocabulary, preprocessing profile, modality, the privacy statement) and the
 SHA-256 of the weights file, which is checked on load so a swapped or truncated file is
-refused rather than sampled from.
+rejected rather than sampled from.
 """
 
 from __future__ import annotations

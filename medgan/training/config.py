@@ -27,6 +27,10 @@ class TrainConfig(Section):
     checkpoint_every: int = Field(50, ge=1, description="Steps between checkpoints.")
     sample_every: int = Field(50, ge=1, description="Steps between sample images and TensorBoard image grids.")
     device: str = Field("auto", description="'auto', 'cpu' or 'cuda'.")
+    dp_engine: Literal["vmap", "hooks"] = Field(
+        "vmap",
+        description="Per-patient gradients of the DP discriminator: torch.func vmap (fast) or Opacus hooks (reference).",
+    )
 
 
 class GenerateConfig(Section):

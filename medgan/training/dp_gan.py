@@ -1,7 +1,7 @@
 """The one front door for a GAN step, private (DP-SGD on the discriminator) or not.
 
-The discriminator is the only network that sees patient data, so it alone is trained
-with DP-SGD (Opacus' per-sample gradients and DPOptimizer); the generator only ever sees
+The discriminator is the only network whose input includes patient data, so it alone is trained
+with DP-SGD (Opacus' per-sample gradients and DPOptimizer); the generator only ever receives
 the discriminator's output on fake volumes and is private by post-processing.
 
 One discriminator step is one backward pass over the summed real and fake loss.  Real
@@ -32,11 +32,19 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DPSettings:
-    """Noise and clipping of the discriminator's DP-SGD; ``None`` means not private."""
+    """Noise and clipping of the discriminator's DP-SGD; ``None`` means not private.
+
+    ``engine`` selects how per-pair gradients are computed: ``"vmap"`` (torch.func's
+    vectorised per-sample gradients of the pair loss, no hooks; about 3x faster than hooks
+    on 3D convolutions on CPU) or ``"hooks"`` (Opacus' GradSampleModule, whose per-row
+    gradients are summed pairwise).  Both feed Opacus' DPOptimizer, which clips, adds
+    noise and scales.
+    """
 
     noise_multiplier: float
     max_grad_norm: float
     expected_batch_size: float
+    engine: str = "vmap"
 
 
 class LabelPrior:
@@ -118,16 +126,20 @@ class DPGANTrainer:
         self.generator = generator.to(device)
         self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=lr_generator, betas=(0.5, 0.999))
         d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=lr_discriminator, betas=(0.5, 0.999))
-        if dp is None:
+        if dp is not None and dp.engine not in ("vmap", "hooks"):
+            raise ConfigError(f"DP engine {dp.engine!r} is unknown; use 'vmap' or 'hooks'")
+        if dp is None or dp.engine == "vmap":
             self.discriminator = discriminator.to(device)
+        if dp is None:
             self.d_optimizer = d_optimizer
         else:
             from opacus import GradSampleModule
             from opacus.optimizers import DPOptimizer
 
-            # Loss is summed over pairs; DPOptimizer divides the clipped, noised sum by the
-            # expected (not the realised) batch size, as its accountant assumes.
-            self.discriminator = GradSampleModule(discriminator.to(device), loss_reduction="sum")
+            if dp.engine == "hooks":
+                self.discriminator = GradSampleModule(discriminator.to(device), loss_reduction="sum")
+            # The loss is summed over pairs; DPOptimizer divides the clipped, noised sum by
+            # the expected (not the realised) batch size, as its accountant assumes.
             self.d_optimizer = DPOptimizer(
                 d_optimizer,
                 noise_multiplier=dp.noise_multiplier,
@@ -156,7 +168,7 @@ class DPGANTrainer:
     def discriminator_step(
         self, real: torch.Tensor, real_labels: torch.Tensor, fake: torch.Tensor, fake_labels: torch.Tensor
     ) -> dict[str, float]:
-        """One discriminator update on B real and B fake volumes (B may be 0).
+        """Update the discriminator once on B real and B fake volumes (B may be 0).
 
         Under DP an empty batch still calls the optimizer, which adds noise to a zero sum,
         so every sampled step is both counted and noised, as the accountant assumes.
@@ -176,6 +188,14 @@ class DPGANTrainer:
                     p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)
                 self.d_optimizer.step()
             return {"d_loss": nan, "d_real": nan, "d_fake": nan}
+        if self.dp is not None and self.dp.engine == "vmap":
+            pair_losses, scores = self._vmap_pair_grad_samples(real, real_labels, fake, fake_labels)
+            self.d_optimizer.step()
+            return {
+                "d_loss": float(pair_losses.mean()),
+                "d_real": float(scores[:, 0].mean()),
+                "d_fake": float(scores[:, 1].mean()),
+            }
         volumes = torch.cat([real, fake], dim=0).to(self.device)  # (2B, 1, G, G, G)
         labels = torch.cat([real_labels, fake_labels], dim=0).to(self.device)  # (2B, L)
         scores = self.discriminator(volumes, labels)  # (2B,)
@@ -184,7 +204,7 @@ class DPGANTrainer:
             pair_losses.mean().backward()
         else:
             with warnings.catch_warnings():
-                # The input volumes need no gradient; Opacus' full backward hooks say so on every step.
+                # The input volumes need no gradient; Opacus' full backward hooks warn about that on every step.
                 warnings.filterwarnings("ignore", message="Full backward hook is firing")
                 pair_losses.sum().backward()
             self._pair_grad_samples(n)
@@ -194,6 +214,32 @@ class DPGANTrainer:
             "d_real": float(scores[:n].mean().detach()),
             "d_fake": float(scores[n:].mean().detach()),
         }
+
+    def _vmap_pair_grad_samples(
+        self, real: torch.Tensor, real_labels: torch.Tensor, fake: torch.Tensor, fake_labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Set ``p.grad_sample`` (B, ...) to each pair's loss gradient; return pair losses (B,) and scores (B, 2)."""
+        from torch.func import functional_call, grad_and_value, vmap
+
+        module = self.discriminator
+        names = [name for name, _ in module.named_parameters()]
+        params = {name: p.detach() for name, p in module.named_parameters()}
+        buffers = dict(module.named_buffers())
+
+        def pair_loss(weights, real_one, real_label, fake_one, fake_label):
+            volumes = torch.stack([real_one, fake_one])  # (2, 1, G, G, G)
+            labels = torch.stack([real_label, fake_label])  # (2, L)
+            scores = functional_call(module, (weights, buffers), (volumes, labels))  # (2,)
+            loss = discriminator_loss_terms(self.loss, scores[0:1], scores[1:2]).sum()
+            return loss, scores
+
+        per_pair = vmap(grad_and_value(pair_loss, has_aux=True), in_dims=(None, 0, 0, 0, 0))
+        grads, (losses, scores) = per_pair(
+            params, real.to(self.device), real_labels.to(self.device), fake.to(self.device), fake_labels.to(self.device)
+        )
+        for name, p in zip(names, module.parameters()):
+            p.grad_sample = grads[name]  # (B, *p.shape)
+        return losses.detach(), scores.detach()
 
     def _pair_grad_samples(self, n: int) -> None:
         """Add real row i's per-sample gradient to fake row i's, so each pair is clipped once."""

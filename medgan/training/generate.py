@@ -22,7 +22,7 @@ _CHUNK = 8
 
 
 def label_combinations(label_names: list[str], label_values: dict[str, list[str]]) -> list[dict[str, str]]:
-    """Every combination of label values, in vocabulary order (first column slowest)."""
+    """Return every combination of label values, in vocabulary order (first column slowest)."""
     return [dict(zip(label_names, combo)) for combo in itertools.product(*(label_values[name] for name in label_names))]
 
 

@@ -44,7 +44,7 @@ _PREVIEW_COUNT = 4
 
 @dataclass
 class TrainResult:
-    """What the training stage hands to the pipeline.
+    """Result of the training stage, handed to the pipeline.
 
     Attributes:
         generator_dir: folder with ``generator.safetensors`` and ``generator.json``.
@@ -77,7 +77,7 @@ class _Cohort:
 
 
 def _index_cohort(prepared: Any, grid: int) -> _Cohort:
-    """Group scans by patient and encode their labels; refuse anything not from the train split."""
+    """Group scans by patient and encode their labels, rejecting any scan outside the train split."""
     scans = list(prepared.scans)
     if not scans:
         raise ConfigError("the train split is empty; check the manifest's split column and holdout_fraction")
@@ -198,7 +198,7 @@ def train_gan(
     state = load_checkpoint(layout.checkpoints)
     if state is not None and not resume:
         raise ConfigError(
-            f"{layout.checkpoints} already holds a checkpoint at step {state['step']}; pass --resume to continue it "
+            f"{layout.checkpoints} already contains a checkpoint at step {state['step']}; pass --resume to continue it "
             "or choose a new run folder"
         )
     plan = plan_privacy(privacy, n_patients=n_patients, batch_size=train.batch_size, steps=train.steps)
@@ -223,7 +223,7 @@ def train_gan(
         generator = build_generator(config.model, grid, n_classes)
         discriminator = build_discriminator(config.model, grid, n_classes, dp=dp)
     prior = LabelPrior.from_config(train.label_prior, cohort.label_names, cohort.label_values)
-    settings = DPSettings(plan.noise_multiplier, privacy.max_grad_norm, train.batch_size) if dp else None
+    settings = DPSettings(plan.noise_multiplier, privacy.max_grad_norm, train.batch_size, train.dp_engine) if dp else None
     trainer = DPGANTrainer(
         generator,
         discriminator,
@@ -251,6 +251,7 @@ def train_gan(
     bar = tqdm(total=total_steps, initial=start, disable=not progress, desc="train" + ("" if dp else f" ({NOT_PRIVATE})"), unit="step")
     step = start
     counted = len(steps_ledger) if dp else start
+    loop_started = time.perf_counter()
     try:
         for step in range(start + 1, total_steps + 1):
             if dp and not seeded and counted >= plan.steps:
@@ -292,6 +293,7 @@ def train_gan(
     finally:
         bar.close()
         monitor.close()
+    loop_s = time.perf_counter() - loop_started
     wall_s = time.perf_counter() - started
     if stop_after is not None and step >= stop_after and step < total_steps:
         return TrainResult(layout.generator, {}, step, wall_s, str(device), monitor.warnings)
@@ -324,7 +326,10 @@ def train_gan(
         modality_by_condition=cohort.modality_by_condition,
         privacy=statement,
     )
-    logger.info("trained %d steps in %.1f s (%.2f s/step) on %s", step - start, wall_s, wall_s / max(1, step - start), device)
+    logger.info(
+        "trained %d steps in %.1f s (%.2f s/step; %.1f s in all, with privacy planning and accounting) on %s",
+        step - start, loop_s, loop_s / max(1, step - start), wall_s, device,
+    )
     return TrainResult(layout.generator, section, step, wall_s, str(device), monitor.warnings)
 
 
@@ -342,7 +347,7 @@ def _quick_epsilon(steps: int, plan: Any) -> float:
 
 
 def _run_id(layout: RunLayout) -> str:
-    """The run's id in the cohort ledger, kept in the private folder so a resume reuses it."""
+    """Return the run's id in the cohort ledger, kept in the private folder so a resume reuses it."""
     path = layout.checkpoints / "run_id"
     if path.is_file():
         return path.read_text(encoding="utf-8").strip()

@@ -107,7 +107,9 @@ def test_generate_ct_in_hounsfield_window(tmp_path):
     _, folder = _save(tmp_path)
     generate_volumes(folder, tmp_path / "syn", n_per_condition=1, seed=1)
     data = nib.load(tmp_path / "syn" / "syn-0000.nii.gz").get_fdata()
-    assert data.min() >= PROFILE.ct_window[0] and data.max() <= PROFILE.ct_window[1] and data.std() > 0
+    assert data.min() >= PROFILE.ct_window[0]
+    assert data.max() <= PROFILE.ct_window[1]
+    assert data.std() > 0
 
 
 def test_generate_canonical_affine(tmp_path):

@@ -18,10 +18,10 @@ CLIP = 0.05
 EXPECTED_BATCH = 3.0
 
 
-def _trainer(discriminator, *, noise=0.0, clip=CLIP, dp=True, loss="hinge"):
+def _trainer(discriminator, *, noise=0.0, clip=CLIP, dp=True, loss="hinge", engine="vmap"):
     torch.manual_seed(1)
     generator = build_generator(TINY_MODEL, GRID, [2])
-    settings = DPSettings(noise, clip, EXPECTED_BATCH) if dp else None
+    settings = DPSettings(noise, clip, EXPECTED_BATCH, engine) if dp else None
     return DPGANTrainer(
         generator,
         discriminator,
@@ -62,12 +62,16 @@ def _oracle(discriminator, real, real_labels, fake, fake_labels, clip, loss="hin
     return [t / EXPECTED_BATCH for t in total]
 
 
+ENGINES = ["vmap", "hooks"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("loss", ["hinge", "nonsaturating"])
-def test_dp_step_matches_clip_and_sum_oracle(loss):
+def test_dp_step_matches_clip_and_sum_oracle(loss, engine):
     torch.manual_seed(0)
     discriminator = build_discriminator(TINY_MODEL, GRID, [2], dp=True)
     reference = copy.deepcopy(discriminator)
-    trainer = _trainer(discriminator, loss=loss)
+    trainer = _trainer(discriminator, loss=loss, engine=engine)
     batch = _batch(4)
     trainer.discriminator_step(*batch)
     expected = _oracle(reference, *batch, CLIP, loss=loss)
@@ -86,20 +90,21 @@ def test_dp_step_clipping_active():
     assert norm > CLIP
 
 
-def _clipped_sum(discriminator, batch):
-    trainer = _trainer(copy.deepcopy(discriminator))
+def _clipped_sum(discriminator, batch, engine):
+    trainer = _trainer(copy.deepcopy(discriminator), engine=engine)
     trainer.discriminator_step(*batch)
     return torch.cat([p.grad.flatten() for p in trainer.discriminator_module.parameters()]) * EXPECTED_BATCH
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("removed", [0, 2, 4])
-def test_dp_step_one_patient_moves_sum_by_at_most_clip(removed):
+def test_dp_step_patient_sensitivity_bounded(removed, engine):
     torch.manual_seed(0)
     discriminator = build_discriminator(TINY_MODEL, GRID, [2], dp=True)
     batch = _batch(5)
     keep = [i for i in range(5) if i != removed]
     without = tuple(t[keep] for t in batch)
-    distance = (_clipped_sum(discriminator, batch) - _clipped_sum(discriminator, without)).norm()
+    distance = (_clipped_sum(discriminator, batch, engine) - _clipped_sum(discriminator, without, engine)).norm()
     assert distance <= CLIP * (1 + 1e-4)
 
 
@@ -117,10 +122,11 @@ def test_dp_step_separate_clipping_would_exceed_clip():
     assert (parts[0] + parts[1]).norm() > CLIP * 1.05
 
 
-def test_dp_step_empty_batch_adds_noise():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_dp_step_empty_batch_adds_noise(engine):
     torch.manual_seed(0)
     discriminator = build_discriminator(TINY_MODEL, GRID, [2], dp=True)
-    trainer = _trainer(discriminator, noise=1.0)
+    trainer = _trainer(discriminator, noise=1.0, engine=engine)
     trainer.discriminator_step(*_batch(0))
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.discriminator_module.parameters())
 
@@ -152,10 +158,11 @@ def test_non_dp_step_equals_mean_gradient():
     assert all(torch.allclose(p.grad, q.grad, rtol=1e-4, atol=1e-5) for p, q in zip(trainer.discriminator.parameters(), reference.parameters()))
 
 
-def test_generator_step_leaves_discriminator_alone():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_generator_step_leaves_discriminator_alone(engine):
     torch.manual_seed(0)
     discriminator = build_discriminator(TINY_MODEL, GRID, [2], dp=True)
-    trainer = _trainer(discriminator)
+    trainer = _trainer(discriminator, engine=engine)
     before = [p.detach().clone() for p in trainer.discriminator_module.parameters()]
     trainer.generator_step(3)
     unchanged = all(torch.equal(b, p) for b, p in zip(before, trainer.discriminator_module.parameters()))
@@ -173,7 +180,7 @@ def test_generator_step_changes_generator():
 
 def test_generator_step_keeps_hooks_enabled_after():
     torch.manual_seed(0)
-    trainer = _trainer(build_discriminator(TINY_MODEL, GRID, [2], dp=True))
+    trainer = _trainer(build_discriminator(TINY_MODEL, GRID, [2], dp=True), engine="hooks")
     trainer.generator_step(2)
     trainer.discriminator_step(*_batch(2))
     assert all(p.grad is not None for p in trainer.discriminator_module.parameters())
