@@ -36,7 +36,9 @@ def describe_volume(volume: object) -> dict:
               help="Modality of a NIfTI file (DICOM records its own, which must match).")
 @click.option("--allow-identifying-series", is_flag=True,
               help="Also load localizers, Secondary Capture and burned-in-annotation images.")
-def inspect(path: Path, as_json: bool, modality: str | None, allow_identifying_series: bool) -> None:
+@click.option("--nonfinite", type=click.Choice(["reject", "replace"]), default="reject", show_default=True,
+              help="Reject NaN/Inf voxels, or replace them with 0 to see the rest of the scan.")
+def inspect(path: Path, as_json: bool, modality: str | None, allow_identifying_series: bool, nonfinite: str) -> None:
     """Show shape, spacing, affine, orientation, intensity range and warnings of PATH.
 
     PATH is a NIfTI file (.nii, .nii.gz), a folder with one DICOM series, or one
@@ -46,7 +48,7 @@ def inspect(path: Path, as_json: bool, modality: str | None, allow_identifying_s
     """
     from medgan.data.reader import load_volume
 
-    volume = load_volume(path, allow_identifying=allow_identifying_series, modality=modality)
+    volume = load_volume(path, allow_identifying=allow_identifying_series, modality=modality, nonfinite=nonfinite)
     facts = describe_volume(volume)
     if as_json:
         click.echo(json.dumps(facts, indent=2))

@@ -51,7 +51,10 @@ def _summary_lines(cohort: object, modalities: dict[str, str]) -> list[str]:
               help="Treat NaN/Inf voxels as an error, or as fixable by replacement.")
 @click.option("--holdout-fraction", type=float, default=0.2, show_default=True,
               help="Share of patients without a split that go to holdout (manifests only).")
-def validate(source: Path, modality: str | None, allow_identifying_series: bool, nonfinite: str, holdout_fraction: float) -> None:
+@click.option("--strict", is_flag=True, help="Count warnings (such as disagreeing sform and qform) as problems.")
+def validate(
+    source: Path, modality: str | None, allow_identifying_series: bool, nonfinite: str, holdout_fraction: float, strict: bool
+) -> None:
     """Check every scan of SOURCE (a manifest CSV or a folder of scans) and list all problems.
 
     Each scan is loaded with the same checks as training; every problem in every
@@ -96,7 +99,7 @@ def validate(source: Path, modality: str | None, allow_identifying_series: bool,
         else:
             problems.append(f"{label}: the modality is unknown; add a 'modality' column (CT or MR) or pass --modality")
         for message in volume.warnings:
-            warned.append(f"{label}: {message}")
+            (problems if strict else warned).append(f"{label}: {message}")
         digest = source_digest(scan.source)
         if digest in seen_content:
             problems.append(f"{label}: has the same content as {seen_content[digest]}; a scan listed twice counts twice in training")

@@ -126,10 +126,7 @@ def lps_to_ras(point: np.ndarray) -> np.ndarray:
     return np.array([-point[0], -point[1], point[2]])
 
 
-def save_nifti(path: Path, array: np.ndarray, affine: np.ndarray | None = None, **header: Any) -> Path:
-    """Write a NIfTI-1 file with explicit header fields (scl_slope, qform_code, ...)."""
-    image = nib.Nifti1Image(array, np.eye(4) if affine is None else affine)
-    for key, value in header.items():
-        image.header[key] = value
-    nib.save(image, path)
+def save_nifti(path: Path, array: np.ndarray, affine: np.ndarray | None = None) -> Path:
+    """Write a NIfTI file; nibabel sets sform and qform codes from the affine (identity if None)."""
+    nib.save(nib.Nifti1Image(array, np.eye(4) if affine is None else affine), path)
     return path

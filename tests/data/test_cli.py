@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 
+import nibabel as nib
 import numpy as np
 from click.testing import CliRunner
 from ingest_fixtures import save_nifti, write_series
@@ -120,3 +121,25 @@ def test_validate_manifest_and_file_problems(tmp_path):
     assert "2 problem(s) in 2 scan(s)" in result.stderr
     assert "missing.nii.gz does not exist" in result.stderr
     assert "line 4:" in result.stderr
+
+
+def test_validate_strict_counts_warnings(tmp_path):
+    image = nib.Nifti1Image(np.arange(512, dtype=np.float32).reshape(8, 8, 8), None)
+    image.header.set_qform(None, code=0)
+    image.header.set_sform(None, code=0)
+    nib.save(image, tmp_path / "a.nii.gz")
+    relaxed = _run("validate", str(tmp_path), "--modality", "MR")
+    strict = _run("validate", str(tmp_path), "--modality", "MR", "--strict")
+    assert relaxed.exit_code == 0, relaxed.output
+    assert strict.exit_code == 2
+    assert "no world orientation" in strict.stderr
+
+
+def test_inspect_nonfinite_replace(tmp_path):
+    data = np.ones((4, 4, 4), np.float32)
+    data[0, 0, 0] = np.nan
+    save_nifti(tmp_path / "a.nii.gz", data)
+    assert _run("inspect", str(tmp_path / "a.nii.gz")).exit_code == 2
+    result = _run("inspect", str(tmp_path / "a.nii.gz"), "--nonfinite", "replace", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["intensity_range"] == [0.0, 1.0]
