@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -55,6 +57,19 @@ def _devtools_url(profile: Path, process: subprocess.Popen, timeout_s: float) ->
     raise TimeoutError("chromium did not open its DevTools port in time")
 
 
+def _stop_group(process: subprocess.Popen) -> None:
+    # Chromium was started in a new session, so its process group id is its pid.
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def capture(
     url: str,
     output: Path,
@@ -78,12 +93,14 @@ def capture(
     """
     from websockets.sync.client import connect
 
-    with tempfile.TemporaryDirectory(prefix="medgan-chromium-") as profile_dir:
+    # Chromium's helper processes may still be writing to the profile while it is removed.
+    with tempfile.TemporaryDirectory(prefix="medgan-chromium-", ignore_cleanup_errors=True) as profile_dir:
         profile = Path(profile_dir)
         process = subprocess.Popen(
             [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, so the helpers stop with it
         )
         try:
             browser_url = _devtools_url(profile, process, timeout_s)
@@ -141,12 +158,7 @@ def capture(
                 time.sleep(0.5)  # let the last layout pass settle
                 data = call("Page.captureScreenshot", {"format": "png"}, session)["data"]
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop_group(process)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(base64.b64decode(data))

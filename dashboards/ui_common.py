@@ -56,12 +56,21 @@ def modality_of(report: dict[str, Any]) -> str:
     return "CT"
 
 
-def scan_modality(report: dict[str, Any], file: str) -> str:
-    """Return the modality of one synthetic scan: its index entry's, else the run's."""
-    for entry in report.get("synthetic") or []:
-        if isinstance(entry, dict) and entry.get("file") == file and str(entry.get("modality", "")).upper() in ("CT", "MR"):
-            return str(entry["modality"]).upper()
-    return modality_of(report)
+def scan_modality(report: dict[str, Any], file: str) -> tuple[str, str]:
+    """Return the modality of one synthetic scan and where it came from.
+
+    The index entry's ``modality`` decides when present.  Otherwise a condition label
+    value with a ``ct`` or ``mr``/``mri`` word (``brain_mr``) gives a guess, and the run's
+    data section the last fallback.
+    """
+    entry = next((item for item in report.get("synthetic") or [] if isinstance(item, dict) and item.get("file") == file), {})
+    if str(entry.get("modality", "")).upper() in ("CT", "MR"):
+        return str(entry["modality"]).upper(), "recorded"
+    labels = entry.get("labels") if isinstance(entry.get("labels"), dict) else {}
+    words = {word for value in labels.values() for word in re.split(r"[^a-z0-9]+", str(value).lower())}
+    if ("mr" in words or "mri" in words) != ("ct" in words):
+        return ("MR" if "mr" in words or "mri" in words else "CT"), "guessed from the condition label"
+    return modality_of(report), "not recorded, so CT is assumed"
 
 
 def similarity_threshold(memorization: dict[str, Any]) -> float | None:
@@ -100,6 +109,8 @@ def format_interval(value: Any) -> str:
     """Format a metric value, a ``{value, ci}`` dict or a ``[low, high]`` pair for a table."""
     if isinstance(value, dict):
         point = value.get("value", value.get("mean", value.get("estimate")))
+        if point is None:
+            return str(value.get("status", "none"))
         interval = value.get("ci") or value.get("ci95") or ([value["ci_low"], value["ci_high"]] if "ci_low" in value and "ci_high" in value else None)
         text = f"{point:.4g}" if isinstance(point, (int, float)) else str(point)
         if isinstance(interval, (list, tuple)) and len(interval) == 2 and all(isinstance(bound, (int, float)) for bound in interval):

@@ -9,7 +9,7 @@ from ui_viewer import load_real_display
 
 from medgan.errors import MedganError
 from medgan.review.reader_study import plan_study, reader_scores, record_guess
-from medgan.review.real_scans import scan_ids_in_split
+from medgan.review.real_scans import holdout_partner, real_scan_modality, scan_ids_in_split
 from medgan.review.registry import Identity
 from medgan.review.volumes import PLANES, plane_length, window_bounds
 
@@ -39,7 +39,12 @@ def _submit(context: RunContext, identity: Identity) -> None:
 
 
 def _show_item(context: RunContext, item) -> None:
-    modality = scan_modality(context.report, item.reference) if item.truth == "synthetic" else modality_of(context.report)
+    if item.truth == "synthetic":
+        modality = scan_modality(context.report, item.reference)[0]
+    else:
+        # A real scan normalised with the wrong modality would look different and give the answer away.
+        partner = holdout_partner(context.path, item.reference)
+        modality = real_scan_modality(context.path, item.reference) or (scan_modality(context.report, partner)[0] if partner else modality_of(context.report))
     if item.truth == "synthetic":
         key = synthetic_key(context, item.reference)
         volume = cached_volume(key.path, key.size, key.mtime_ns, key.sha256)

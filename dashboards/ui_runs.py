@@ -54,14 +54,34 @@ def _privacy_ledger(report: dict) -> None:
         st.warning(str(warning))
 
 
+def _is_metric(value: object) -> bool:
+    return isinstance(value, dict) and any(key in value for key in ("value", "mean", "estimate"))
+
+
 def _metric_table(section: dict) -> list[dict]:
+    """Flatten a report section into rows of metric, comparison, value with interval, and note.
+
+    Metrics are either ``{value, ci_low, ci_high}`` dicts or dicts of comparisons
+    (``synthetic_vs_train``, ``holdout_vs_train``) holding such values; the holdout
+    comparison is the noise floor a synthetic value is read against.
+    """
     rows = []
     for name, value in section.items():
-        if isinstance(value, dict) and any(key in value for key in ("value", "mean", "estimate")):
-            rows.append({"metric": name, "value [95% CI]": format_interval(value), "noise floor": format_interval(value.get("noise_floor", value.get("floor", "")))})
-        elif isinstance(value, (int, float, str)):
-            rows.append({"metric": name, "value [95% CI]": format_interval(value), "noise floor": ""})
+        if _is_metric(value):
+            rows.append({"metric": name, "comparison": "", "value [95% CI]": format_interval(value), "note": _note(value)})
+        elif isinstance(value, dict):
+            for comparison, inner in value.items():
+                if _is_metric(inner):
+                    rows.append({"metric": name, "comparison": comparison.replace("_", " "), "value [95% CI]": format_interval(inner), "note": _note(inner)})
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            rows.append({"metric": name, "comparison": "", "value [95% CI]": format_interval(value), "note": ""})
     return rows
+
+
+def _note(metric: dict) -> str:
+    if metric.get("value") is None and metric.get("reason"):
+        return f"{metric.get('status', 'not computable')}: {metric['reason']}"
+    return str(metric.get("note", ""))
 
 
 def _similarity_histogram(report: dict) -> None:
@@ -88,7 +108,7 @@ def _similarity_histogram(report: dict) -> None:
     axis.set_xlabel("similarity to the nearest training scan")
     axis.set_ylabel("synthetic scans")
     figure.tight_layout()
-    st.pyplot(figure)
+    st.pyplot(figure, width=640)
     plt.close(figure)
 
 

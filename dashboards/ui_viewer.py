@@ -65,12 +65,16 @@ def render_viewer(context: RunContext, identity: Identity | None, file: str, pre
     if memorization is not None:
         similarity = memorization.get("similarity")
         text = f"nearest training scan {memorization.get('nearest_train')}, similarity {similarity:.3f}" if isinstance(similarity, (int, float)) else "no similarity recorded"
+        threshold = memorization.get("threshold")
+        text += f" (threshold {threshold:.3f})" if isinstance(threshold, (int, float)) else ""
         if memorization.get("flagged"):
-            st.error(f"FLAGGED by the memorization check: {text} (threshold {memorization.get('threshold')}).")
+            st.error(f"FLAGGED by the memorization check: {text}.")
         else:
-            st.info(f"Not flagged: {text} (threshold {memorization.get('threshold')}).")
+            st.info(f"Not flagged: {text}.")
 
-    modality = scan_modality(context.report, file)
+    modality, modality_source = scan_modality(context.report, file)
+    if modality_source != "recorded":
+        st.caption(f"Modality {modality}: {modality_source}; change it below if it is wrong, because it sets the window presets and how the real scan is normalised.")
     controls = st.columns(2)
     modality = controls[0].selectbox("Modality", list(WINDOW_PRESETS), index=list(WINDOW_PRESETS).index(modality), key=f"{prefix}_modality")
     preset = controls[1].selectbox("Window / level", list(WINDOW_PRESETS[modality]), key=f"{prefix}_window_{modality}")

@@ -20,7 +20,7 @@ from medgan.errors import InputError, MedganError
 from medgan.fileio import sha256_file
 from medgan.review.volumes import DisplayVolume, load_display_volume, volume_key
 
-__all__ = ["SCAN_ID", "read_id_map", "id_map_digest", "scan_ids_in_split", "load_real_scan"]
+__all__ = ["SCAN_ID", "read_id_map", "id_map_digest", "real_scan_modality", "holdout_partner", "scan_ids_in_split", "load_real_scan"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,30 @@ def id_map_digest(run_dir: Path) -> str:
     return sha256_file(path) if path.is_file() else ""
 
 
+def _nearest_rows(run_dir: Path) -> list[dict[str, Any]]:
+    nearest = Path(run_dir) / "private" / "evaluation" / "nearest.json"
+    try:
+        rows = json.loads(nearest.read_text(encoding="utf-8")).get("scans") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [row for row in rows if isinstance(row, dict)]
+
+
+def real_scan_modality(run_dir: Path, scan_id: str) -> str | None:
+    """Return a real scan's modality from the pseudonym map, or None when it is not recorded."""
+    entry = read_id_map(run_dir).get(scan_id)
+    modality = str(entry.get("modality", "")).upper() if isinstance(entry, dict) else ""
+    return modality if modality in ("CT", "MR") else None
+
+
+def holdout_partner(run_dir: Path, scan_id: str) -> str | None:
+    """Return a synthetic file whose nearest holdout scan is ``scan_id``, from the evaluation's nearest.json."""
+    for row in _nearest_rows(run_dir):
+        if row.get("nearest_holdout") == scan_id and row.get("synthetic"):
+            return str(row["synthetic"])
+    return None
+
+
 def scan_ids_in_split(run_dir: Path, split: str) -> list[str]:
     """Return the sorted scan ids of one split (``train`` or ``holdout``).
 
@@ -65,12 +89,7 @@ def scan_ids_in_split(run_dir: Path, split: str) -> list[str]:
     id_map = read_id_map(run_dir)
     ids = {scan_id for scan_id, entry in id_map.items() if isinstance(entry, dict) and entry.get("split") == split}
     if not ids and split == "holdout":
-        nearest = Path(run_dir) / "private" / "evaluation" / "nearest.json"
-        try:
-            rows = json.loads(nearest.read_text(encoding="utf-8")).get("scans") or []
-        except (OSError, ValueError, AttributeError):
-            rows = []
-        ids = {str(row.get("nearest_holdout")) for row in rows if isinstance(row, dict) and row.get("nearest_holdout") in id_map}
+        ids = {str(row.get("nearest_holdout")) for row in _nearest_rows(run_dir) if row.get("nearest_holdout") in id_map}
     return sorted(scan_id for scan_id in ids if SCAN_ID.match(scan_id))
 
 

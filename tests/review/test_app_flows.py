@@ -243,3 +243,14 @@ def test_role_change_signs_out(app_env: Path, tmp_path: Path) -> None:
     ReviewerRegistry(tmp_path / "reviewers.json").add("olga", "reviewer", PASSWORDS["olga"])
     app.run()
     assert "registration changed" in app.sidebar.error[0].value
+
+
+@pytest.mark.parametrize(("labels", "expected"), [({"scan_type": "brain_mr"}, "MR"), ({"scan_type": "chest_ct"}, "CT"), ({"site": "a"}, "CT")], ids=["mr-label", "ct-label", "no-hint"])
+def test_scan_modality_from_labels(labels: dict, expected: str) -> None:
+    import sys
+
+    sys.path.insert(0, str(APP.parent))
+    from ui_common import scan_modality
+
+    report = {"synthetic": [{"file": "syn-0000.nii.gz", "labels": labels, "sha256": "0" * 64}]}
+    assert scan_modality(report, "syn-0000.nii.gz")[0] == expected

@@ -45,3 +45,12 @@ def test_holdout_ids_from_nearest_json(run_dir: Path) -> None:
     evaluation.mkdir()
     (evaluation / "nearest.json").write_text(json.dumps({"scans": [{"synthetic": "syn-0000.nii.gz", "nearest_holdout": "scan-00000000ffff"}]}))
     assert scan_ids_in_split(run_dir, "holdout") == ["scan-00000000ffff"]
+
+
+def test_holdout_partner_from_nearest_json(run_dir: Path) -> None:
+    from medgan.review.real_scans import holdout_partner
+
+    evaluation = run_dir / "private" / "evaluation"
+    evaluation.mkdir()
+    (evaluation / "nearest.json").write_text(json.dumps({"scans": [{"synthetic": "syn-0002.nii.gz", "nearest_holdout": "scan-00000000ffff"}]}))
+    assert holdout_partner(run_dir, "scan-00000000ffff") == "syn-0002.nii.gz"
