@@ -192,3 +192,45 @@ def test_jpeg2000_matches_original(tmp_path):
         ds.save_as(path)
     assert pydicom.dcmread(paths[0]).file_meta.TransferSyntaxUID == JPEG2000Lossless
     assert np.array_equal(load_volume(tmp_path / "j2k").array, volume.astype(np.float32))
+
+
+def _two_slice_series(source, folder):
+    """Copy one of pydicom's test images into a 2-slice series, keeping its pixel encoding."""
+    folder.mkdir()
+    for k in range(2):
+        ds = pydicom.dcmread(source)
+        ds.ImagePositionPatient = [0.0, 0.0, 5.0 * k]
+        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+        ds.SOPInstanceUID = f"{ds.SOPInstanceUID}.{k + 1}"
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.save_as(folder / f"{k}.dcm")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["MR_small_RLE.dcm", "MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm"],
+    ids=["rle", "jpeg-ls", "jpeg2000"],
+)
+def test_third_party_compressed_matches(tmp_path, name):
+    from pydicom.data import get_testdata_file
+    from pydicom.pixels import get_decoder
+
+    compressed = get_testdata_file(name)
+    if not get_decoder(pydicom.dcmread(compressed).file_meta.TransferSyntaxUID).is_available:
+        pytest.skip(f"no decoder installed for {name}")
+    _two_slice_series(get_testdata_file("MR_small.dcm"), tmp_path / "plain")
+    _two_slice_series(compressed, tmp_path / "compressed")
+    plain = load_volume(tmp_path / "plain")
+    decoded = load_volume(tmp_path / "compressed")
+    assert np.array_equal(decoded.array, plain.array)
+    assert np.any(plain.array != 0)
+
+
+def test_third_party_truncated_rejected(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    _two_slice_series(get_testdata_file("MR_small.dcm"), tmp_path / "s")
+    truncated = (tmp_path / "s" / "1.dcm").read_bytes()[:-1000]
+    (tmp_path / "s" / "1.dcm").write_bytes(truncated)
+    with pytest.raises(InputError, match="1.dcm"):
+        load_volume(tmp_path / "s")
