@@ -19,11 +19,11 @@ class EvaluationConfig(Section):
     seed: int = Field(0, description="Seed of bootstrap and pair sampling.")
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Coverage of reported confidence intervals.")
     min_samples: int = Field(
-        5, ge=2, description="Fewest scans per set for feature-space distances (FID, KID, MMD); below it they are not computable."
+        5, ge=2, description="Minimum scans per set for feature-space distances (FID, KID, MMD); below it they are not computable."
     )
     ms_ssim_pairs: int = Field(64, ge=1, description="Random pairs per set for MS-SSIM diversity.")
     histogram_bins: int = Field(64, ge=8, description="Bins of intensity histograms over [-1, 1].")
-    min_per_condition: int = Field(5, ge=2, description="Fewest scans per set for a per-condition metric.")
+    min_per_condition: int = Field(5, ge=2, description="Minimum scans per set for a per-condition metric.")
     retrieval_grid: int = Field(16, ge=4, description="Grid of the coarse retrieval vectors (stage one of the copy search).")
     align_grid: int = Field(32, ge=8, description="Grid on which candidates are aligned and compared (stage two).")
     candidates: int = Field(8, ge=1, description="Training scans per retrieval kind aligned in stage two for each query.")
@@ -41,6 +41,6 @@ class EvaluationConfig(Section):
     attack_fraction: float = Field(
         0.5, gt=0.0, lt=1.0, description="Share of holdout scans kept apart for the membership attack, unused by copy calibration."
     )
-    min_attack_nonmembers: int = Field(100, ge=10, description="Fewest non-members for TPR at 1% FPR to be reported.")
+    min_attack_nonmembers: int = Field(100, ge=10, description="Minimum non-members for TPR at 1% FPR to be reported.")
     utility_epochs: int = Field(30, ge=1, description="Training epochs of the utility classifier.")
-    utility_min_per_class: int = Field(3, ge=1, description="Fewest scans per class in each set for the utility test.")
+    utility_min_per_class: int = Field(3, ge=1, description="Minimum scans per class in each set for the utility test.")

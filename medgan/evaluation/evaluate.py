@@ -1,7 +1,7 @@
 """The evaluate stage: fidelity, memorization, attack and utility of one synthetic set.
 
 :func:`evaluate_sets` is the single entry point for the pipeline and for
-``medgan evaluate``. Its result holds pseudonymous scan ids only; nearest-training
+``medgan evaluate``. Its result contains pseudonymous scan ids only, and nearest-training
 previews and distances for reviewers go to ``private_dir``.
 """
 
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 class ScanLike(Protocol):
-    """What evaluation reads from a ``medgan.data.dataset.PreparedScan``."""
+    """The attributes of ``medgan.data.dataset.PreparedScan`` that evaluation reads."""
 
     scan_id: str
     labels: dict[str, str]
@@ -66,7 +66,7 @@ def _split_holdout(count: int, fraction: float, seed: int) -> tuple[np.ndarray, 
     """Return index arrays of the calibration part and the attack part of the holdout set.
 
     The attack part gets ``floor(fraction * count)`` scans, but only when both parts
-    keep at least two; otherwise every holdout scan calibrates the copy threshold,
+    keep at least two. Otherwise every holdout scan calibrates the copy threshold,
     which matters more, and the attack reports "not computable" with the counts.
     """
     order = np.random.default_rng(seed).permutation(count)

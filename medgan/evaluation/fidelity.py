@@ -152,9 +152,8 @@ def feature_metrics(
     """Return ``fid``, ``kid`` and ``mmd`` entries, each with its holdout-vs-train noise floor.
 
     A comparison whose sets are smaller than ``min_samples`` is "not computable" with the
-    counts; when a set is smaller than the feature dimension the entry carries a note,
-    because the Gaussian fit behind FID is then rank-deficient and the value is biased
-    upwards.
+    counts. When a set is smaller than the feature dimension the entry carries a note,
+    because the Gaussian fit behind FID is then rank-deficient and biased upwards.
     """
     bandwidth = median_bandwidth(train) if len(train) >= 2 else 1.0
     metrics: dict[str, Any] = {}
@@ -187,7 +186,7 @@ def ms_ssim_parameters(grid: int) -> dict[str, Any]:
     """Return MS-SSIM kernel size, sigma and scale weights that fit a cubic grid.
 
     MONAI's defaults (11-voxel kernel, 5 scales) need images larger than 160 voxels.
-    Here the number of scales is the largest for which the coarsest scale still holds
+    Here the number of scales is the largest for which the coarsest scale still spans
     at least two kernel widths, and the standard weights of Wang et al. (2003) are cut to
     those scales and renormalised. MONAI's own size check uses ``(scales - 1) ** 2`` as
     the divisor, which the choice also satisfies.

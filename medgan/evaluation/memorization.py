@@ -4,15 +4,16 @@ A synthetic scan that copies a training scan may be shifted by a few voxels, fli
 left-right, slightly deformed, noised, rescaled in intensity or resampled to another
 grid. The search runs in two stages so it stays fast for thousands of volumes:
 
-1. **Coarse retrieval.** Every volume becomes a small vector on ``retrieval_grid``:
-   the zero-mean, unit-norm downsampled volume (compared with and without a
-   left-right flip of the reference) and the magnitude of its Fourier transform, which
-   does not change under circular shifts or flips. One matrix product per kind ranks
-   the references; the best ``candidates`` of each kind go to stage two.
-2. **Alignment.** On ``align_grid``, after Gaussian smoothing with a sigma of
-   ``smoothing_fraction`` of the grid (2 voxels at 32: noise, resampling and slight
-   deformations do not hide a copy, while the anatomy that tells two patients apart
-   survives), the query and its left-right flip are
+1. **Coarse retrieval.** Every volume becomes two small vectors on ``retrieval_grid``.
+   One is the zero-mean, unit-norm downsampled volume, compared with and without a
+   left-right flip of the reference. The other is the magnitude of its Fourier
+   transform, which does not change under circular shifts or flips. One matrix
+   product per kind ranks the references, and the best ``candidates`` of each kind go
+   to stage two.
+2. **Alignment.** Volumes are resized to ``align_grid`` and smoothed with a Gaussian
+   whose sigma is ``smoothing_fraction`` of the grid (2 voxels at 32). Noise,
+   resampling and slight deformations then do not hide a copy, while the anatomy that
+   tells two patients apart survives. The query and its left-right flip are
    cross-correlated with each candidate by FFT. The peak within ``max_shift_fraction``
    of the grid is the normalised cross-correlation (NCC) at the best shift. NCC is
    unchanged by an intensity rescaling ``a * x + b`` with ``a > 0``, so rescaled copies
@@ -183,7 +184,7 @@ def nearest_references(
         progress: show a progress bar over query chunks.
 
     Raises:
-        InputError: shapes differ, a set is empty, or a volume holds NaN/Inf.
+        InputError: shapes differ, a set is empty, or a volume contains NaN/Inf.
     """
     import torch
 
@@ -253,7 +254,7 @@ def calibrate_threshold(holdout_distances: np.ndarray, *, quantile: float, ratio
     ``1 - NCC`` is below ``ratio`` times the ``quantile`` of the distances from holdout
     scans (real patients the generator never saw) to their nearest training scans.
     Holdout scans show how close a new, real patient naturally comes to the training set
-    at this grid and in this cohort; a synthetic scan much closer than that has no
+    at this grid and in this cohort. A synthetic scan much closer than that has no
     innocent explanation. With one calibration scan the quantile is its distance.
     """
     distances = np.asarray(holdout_distances, dtype=np.float64)
@@ -291,7 +292,7 @@ def data_copying_test(
     Training features are partitioned into cells by k-means. In each cell holding at
     least ``min_per_cell`` holdout and synthetic scans, a Mann-Whitney U test compares
     the distances to the nearest training scan of synthetic scans with those of holdout
-    scans; ``Z_U`` is negative when synthetic scans are closer. C_T averages ``Z_U``
+    scans. ``Z_U`` is negative when synthetic scans are closer. C_T averages ``Z_U``
     weighted by the cell's share of holdout scans. C_T well below 0 (Meehan et al. use
     -3) is evidence of data copying; well above 0 of underfitting.
     """
@@ -324,7 +325,7 @@ def data_copying_test(
         weights.append(n)
         scores.append(z_score)
     if not scores:
-        return not_computable(f"no cell holds {min_per_cell} holdout and synthetic scans", counts)
+        return not_computable(f"no cell contains {min_per_cell} holdout and synthetic scans", counts)
     statistic = float(np.average(scores, weights=weights))
     return {
         "value": finite_or_none(statistic),

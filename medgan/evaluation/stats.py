@@ -40,8 +40,8 @@ def bootstrap_interval(
 
     Both sets are resampled with replacement, independently, because they are
     independent samples. Resamples on which the statistic fails (a set that collapsed to
-    one distinct row, say) are skipped; with fewer than ten usable resamples the interval
-    is (None, None).
+    one distinct row, say) are skipped. With fewer than ten usable resamples the
+    interval is (None, None).
     """
     values = []
     for _ in range(n_bootstrap):
