@@ -15,6 +15,9 @@ __all__ = ["load_volume"]
 
 logger = logging.getLogger(__name__)
 
+# Formats that would otherwise be tried as DICOM and fail with a confusing message.
+_OTHER_FORMATS = (".img", ".hdr", ".mha", ".mhd", ".nrrd", ".nhdr", ".mgz", ".mgh", ".png", ".jpg", ".tif", ".tiff", ".npy", ".npz")
+
 
 def load_volume(
     path: str | Path,
@@ -50,6 +53,11 @@ def load_volume(
             raise ConfigError(f"modality {modality!r} is not one of {', '.join(MODALITIES)}")
     if not source.exists():
         raise InputError(f"{source} does not exist; pass a .nii/.nii.gz file or a DICOM series folder")
+    if source.is_file() and source.name.lower().endswith(_OTHER_FORMATS):
+        raise InputError(
+            f"{source}: this image format is not read by medgan; convert it to NIfTI (.nii.gz), "
+            "for example with SimpleITK or nibabel, or pass the DICOM series folder"
+        )
     if source.is_file() and is_nifti_path(source):
         volume = read_nifti(source)
         volume.modality = modality

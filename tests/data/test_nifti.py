@@ -221,3 +221,10 @@ def test_nifti2_and_big_endian_read(tmp_path):
         volume = load_volume(tmp_path / name)
         assert np.array_equal(volume.array, values.astype(np.float32)), name
         assert np.allclose(volume.affine, LPS_ISH), name
+
+
+def test_other_format_named(tmp_path):
+    path = tmp_path / "scan.mha"
+    path.write_bytes(b"ObjectType = Image\n")
+    with pytest.raises(InputError, match="convert it to NIfTI"):
+        load_volume(path)
