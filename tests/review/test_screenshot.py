@@ -37,7 +37,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _wait_healthy(port: int, process: subprocess.Popen, timeout_s: float = 60.0) -> None:
+def _wait_healthy(port: int, process: subprocess.Popen, timeout_s: float = 180.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -64,7 +64,7 @@ def test_scan_viewer_screenshot(tmp_path: Path) -> None:
         _wait_healthy(port, process)
         output = tmp_path / "viewer.png"
         url = f"http://127.0.0.1:{port}/?page=Scan+viewer&scan=syn-0001.nii.gz"
-        loaded = capture(url, output, min_images=6, width=1400, height=1500, sign_in=("ana", "ana-password-1"))
+        loaded = capture(url, output, min_images=6, width=1400, height=1500, timeout_s=180.0, sign_in=("ana", "ana-password-1"))
     finally:
         process.terminate()
         process.wait(timeout=20)
