@@ -23,7 +23,7 @@ import numpy as np
 
 from medgan.data.config import DataConfig, PreprocessConfig
 from medgan.data.manifest import Cohort, ScanRecord
-from medgan.data.preprocess import preprocess_volume, profile_digest
+from medgan.data.preprocess import preprocess_volume, profile_digest, profile_record
 from medgan.data.reader import load_volume
 from medgan.data.volume import MODALITIES
 from medgan.errors import InputError, MedganError
@@ -53,13 +53,19 @@ class PreparedScan:
 
 @dataclass
 class PreparedCohort:
-    """Every preprocessed scan of a cohort, in manifest order."""
+    """Every preprocessed scan of a cohort, in manifest order.
+
+    ``warnings`` maps scan ids to their load warnings.  ``profile`` maps each modality
+    present to :func:`medgan.data.preprocess.profile_record`, the chain and parameters
+    a run should record.
+    """
 
     scans: list[PreparedScan]
     label_names: list[str]
     label_values: dict[str, list[str]]
     grid: int
     warnings: dict[str, list[str]] = field(default_factory=dict)
+    profile: dict[str, dict] = field(default_factory=dict)
 
     def split(self, name: str) -> list[PreparedScan]:
         """Return the scans of one split, in manifest order."""
@@ -215,4 +221,5 @@ def prepare_cohort(cohort: Cohort, data: DataConfig, preprocess: PreprocessConfi
         label_values={name: list(values) for name, values in cohort.label_values.items()},
         grid=preprocess.grid,
         warnings=warnings,
+        profile={modality: profile_record(preprocess, modality) for modality in sorted({scan.modality for scan in prepared})},
     )

@@ -132,3 +132,12 @@ def test_dicom_from_folder_cached(tmp_path, monkeypatch):
     assert counter.calls == 0
     assert second.scans[0].modality == "CT"
     assert np.array_equal(first.scans[0].array, second.scans[0].array)
+
+
+def test_profile_recorded(tmp_path):
+    cohort, data = _scans(tmp_path)
+    prepared = prepare_cohort(cohort, data, PROFILE, tmp_path / "cache", progress=False)
+    assert sorted(prepared.profile) == ["CT", "MR"]
+    assert prepared.profile["CT"]["steps"][0]["transform"] == "ScaleIntensityRange"
+    assert prepared.profile["MR"]["steps"][0]["transform"] == "ScaleIntensityRangePercentiles"
+    assert prepared.profile["CT"]["config"]["spacing_mm"] == 4.0
