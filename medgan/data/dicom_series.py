@@ -9,7 +9,7 @@ or orientation is missing.  Each of these returns a wrong volume without an erro
 The rules, each of which some widely used reader has broken silently:
 
 * files are grouped by SeriesInstanceUID, then by echo, temporal position and stack,
-  and repeated positions are split by AcquisitionNumber; more than one group is an
+  and repeated positions are split by AcquisitionNumber.  More than one group is an
   error that lists them, never a silent pick;
 * frames are sorted by ImagePositionPatient projected on the slice normal (the cross
   product of the ImageOrientationPatient vectors), never by file name or
