@@ -162,7 +162,7 @@ def _evaluation_html(report: dict[str, Any]) -> str:
     except ImportError:
         render_evaluation_html = None
     if render_evaluation_html is not None:
-        return "<h2>Evaluation</h2>" + render_evaluation_html(report)
+        return render_evaluation_html(report)
     flagged = report.get("memorization", {}).get("flagged", [])
     return "<h2>Evaluation</h2>" + _table(list(report.get("fidelity", {}).items())) + f"<p>{len(flagged)} flagged copies.</p>"
 

@@ -67,7 +67,7 @@ model:
   disc_channels: 4
 privacy:
   enabled: {str(private).lower()}
-  target_epsilon: 50.0
+  target_epsilon: 8.0
   ledger_dir: {root / "ledger"}
 train:
   steps: 3
