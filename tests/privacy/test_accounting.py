@@ -45,6 +45,7 @@ def test_prv_golden(name):
     assert result.accountant == "prv"
 
 
+@pytest.mark.filterwarnings("ignore:Optimal order:UserWarning")
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 def test_rdp_matches_independent_oracle(name):
     history, _, _ = GOLDEN[name]
@@ -186,13 +187,14 @@ def test_noise_for_target_prv_within_tolerance():
     assert epsilon >= 4.0 * 0.99
 
 
+@pytest.mark.slow
 def test_noise_for_target_prv_below_rdp():
     # The tighter accountant needs less noise for the same target.
     assert noise_for_target(4.0, DELTA, 0.05, 200) < noise_for_target(4.0, DELTA, 0.05, 200, accountant="rdp")
 
 
 def test_noise_for_target_prv_failure_uses_rdp():
-    # PRV raises at every point for this delta; the search answers with RDP instead.
+    # PRV raises at every point for this delta; the search returns the RDP result instead.
     with_fallback = noise_for_target(4.0, 1e-15, 0.05, 200)
     assert with_fallback == noise_for_target(4.0, 1e-15, 0.05, 200, accountant="rdp")
 

@@ -136,7 +136,7 @@ def test_low_noise_not_warned():
 
 
 def test_assess_reports_hopeless_noise():
-    # The planning aid answers with a warning where training would reject the plan.
+    # The planning aid returns a warning where training would reject the plan.
     plan = assess_plan(n_patients=1000, batch_size=10, steps=100, noise_multiplier=12.0, accountant="rdp")
     assert plan.noise_to_signal >= MAX_NOISE_TO_SIGNAL
     assert any("learning is hopeless" in message for message in plan.warnings)
