@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
+
 import click
 
 from medgan.errors import ConfigError
 
 __all__ = ["train"]
+
+
+def _join_process_group() -> None:
+    """Initialise torch.distributed from torchrun's environment when it starts several processes."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 
 @click.command(name="train")
@@ -27,6 +40,10 @@ def train(pipeline: Path | None, out: Path, overrides: tuple[str, ...], resume: 
     privacy section. The discriminator, checkpoints, losses and sample images stay in
     the run's private/ folder. A killed run continues with --resume; in seeded mode
     the result is bit-identical to an uninterrupted run.
+
+    Under torchrun (WORLD_SIZE > 1) each process joins a gloo (CPU) or NCCL (CUDA)
+    process group and trains a share of each step's patients; rank 0 writes the
+    checkpoints, the step log and the generator.
     """
     import yaml
 
@@ -55,7 +72,10 @@ def train(pipeline: Path | None, out: Path, overrides: tuple[str, ...], resume: 
         if has_checkpoint:
             raise ConfigError(f"{out} already contains a training checkpoint; pass --resume to continue it or choose a new --out")
         config = load_pipeline(pipeline, list(overrides))
+    _join_process_group()
     report = run_pipeline(config, out, progress=not no_progress, stages=("ingest", "train"))
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
     privacy = report.get("privacy", {})
     training = report.get("training", {})
     steps = training.get("steps") or 0

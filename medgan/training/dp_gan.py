@@ -96,9 +96,14 @@ class DPGANTrainer:
         lr_generator, lr_discriminator: Adam learning rates.
         dp: DP-SGD settings, or ``None`` for the non-private mode.
         noise_generator: random source of the DP noise (seeded or OS-entropy).
-        latent_generator: random source of latent vectors and fake labels.
+        latent_generator: random source of the generator step's latents and labels.
         prior: label distribution of fake volumes.
         device: where the networks live.
+        fake_generator: random source of the discriminator step's fake volumes; defaults
+            to ``latent_generator``.  Multi-process runs give each process its own, so
+            the generator steps (driven by ``latent_generator``) stay identical everywhere.
+        distributed: use Opacus' DistributedDPOptimizer (noise added once, on rank 0,
+            then gradients summed over processes).
     """
 
     def __init__(
@@ -115,6 +120,8 @@ class DPGANTrainer:
         prior: LabelPrior,
         latent_dim: int,
         device: torch.device,
+        fake_generator: torch.Generator | None = None,
+        distributed: bool = False,
     ) -> None:
         check_loss(loss, dp=dp is not None)
         self.loss = loss
@@ -122,6 +129,7 @@ class DPGANTrainer:
         self.device = device
         self.latent_dim = latent_dim
         self.latent_generator = latent_generator
+        self.fake_generator = fake_generator if fake_generator is not None else latent_generator
         self.prior = prior
         self.generator = generator.to(device)
         self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=lr_generator, betas=(0.5, 0.999))
@@ -134,13 +142,14 @@ class DPGANTrainer:
             self.d_optimizer = d_optimizer
         else:
             from opacus import GradSampleModule
-            from opacus.optimizers import DPOptimizer
+            from opacus.optimizers import DistributedDPOptimizer, DPOptimizer
 
             if dp.engine == "hooks":
                 self.discriminator = GradSampleModule(discriminator.to(device), loss_reduction="sum")
             # The loss is summed over pairs; DPOptimizer divides the clipped, noised sum by
             # the expected (not the realised) batch size, as its accountant assumes.
-            self.d_optimizer = DPOptimizer(
+            optimizer_class = DistributedDPOptimizer if distributed else DPOptimizer
+            self.d_optimizer = optimizer_class(
                 d_optimizer,
                 noise_multiplier=dp.noise_multiplier,
                 max_grad_norm=dp.max_grad_norm,
@@ -156,8 +165,8 @@ class DPGANTrainer:
 
     def fake_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw ``n`` fake volumes (no gradient) and their prior labels."""
-        labels = self.prior.sample(n, self.latent_generator).to(self.device)
-        z = torch.randn(n, self.latent_dim, generator=self.latent_generator).to(self.device)
+        labels = self.prior.sample(n, self.fake_generator).to(self.device)
+        z = torch.randn(n, self.latent_dim, generator=self.fake_generator).to(self.device)
         with torch.no_grad():
             if n == 0:
                 grid = self.generator.grid

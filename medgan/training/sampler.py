@@ -54,3 +54,51 @@ class PatientPoissonSampler:
         patients = torch.nonzero(included).flatten().tolist()
         scans = [self.patient_scans[patient][int(picks[patient])] for patient in patients]
         return patients, scans
+
+
+class DistributedPatientSampler:
+    """Patient-level Poisson sampling split over the processes of a multi-process run.
+
+    Uses Opacus' ``DistributedUniformWithReplacementSampler`` scheme: the patient indices
+    are shuffled with a seed shared by all processes, each process takes every
+    ``world_size``-th one, and includes each of its patients with probability ``q``.
+    Across processes every patient is therefore sampled once with rate ``q`` per step, as
+    the accountant assumes, and no patient is repeated (torch's ``DistributedSampler``
+    would pad the shards with repeated rows).  Opacus' iterator skips a step whose local
+    batch is empty, which would leave the processes out of step with each other; this
+    subclass yields every step.
+
+    Args:
+        patient_scans: for each patient, the indices of their scans (identical on every process).
+        sample_rate: inclusion probability q of each patient per step.
+        generator: this process's random source (seeded differently on each process).
+        steps: steps the run takes.
+        shuffle_seed: seed of the partition, identical on every process.
+    """
+
+    def __init__(
+        self, patient_scans: Sequence[Sequence[int]], sample_rate: float, generator: torch.Generator, *, steps: int, shuffle_seed: int
+    ) -> None:
+        from opacus.utils.uniform_sampler import DistributedUniformWithReplacementSampler
+
+        class _EveryStepSampler(DistributedUniformWithReplacementSampler):
+            def __iter__(self):  # noqa: D105 - same as Opacus' but yields empty batches too
+                order = torch.randperm(self.total_size, generator=torch.Generator().manual_seed(self.shuffle_seed + self.epoch))
+                local = order[self.rank : self.total_size : self.num_replicas]
+                for _ in range(self.num_batches):
+                    mask = torch.rand(self.num_samples, generator=self.generator) < self.sample_rate
+                    yield local[mask]
+
+        self.local = PatientPoissonSampler(patient_scans, sample_rate, generator)
+        self.opacus_sampler = _EveryStepSampler(
+            total_size=len(patient_scans), sample_rate=sample_rate, steps=steps, generator=generator, shuffle_seed=shuffle_seed
+        )
+        self._batches = iter(self.opacus_sampler)
+
+    def sample(self) -> tuple[list[int], list[int]]:
+        """Return (patient indices, scan indices) of this process's share of one step."""
+        patients = next(self._batches).tolist()
+        local = self.local
+        choice = torch.rand(local.n_patients, generator=local.generator, dtype=torch.float64)
+        picks = torch.clamp((choice * local._counts).floor().long(), max=local._counts.long() - 1)
+        return patients, [local.patient_scans[patient][int(picks[patient])] for patient in patients]

@@ -133,7 +133,31 @@ def _resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _generators(seed: int | None, secure: bool) -> tuple[dict[str, torch.Generator], bool]:
+def _process_group() -> tuple[int, int]:
+    """Return (rank, world size) of an initialised torch.distributed group, or (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _send_section(section: dict[str, Any]) -> None:
+    """Broadcast the privacy section from rank 0, so every process returns the same result."""
+    import torch.distributed as dist
+
+    dist.broadcast_object_list([section], src=0)
+
+
+def _receive_section() -> dict[str, Any]:
+    import torch.distributed as dist
+
+    box: list[Any] = [None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _generators(seed: int | None, secure: bool, rank: int = 0, world: int = 1) -> tuple[dict[str, torch.Generator], bool]:
     """Random sources: Poisson sampler, DP noise, latent vectors, fixed preview latents, initial weights.
 
     Returns the generators and whether the run is seeded (resumable bit-exactly).  In
@@ -144,6 +168,11 @@ def _generators(seed: int | None, secure: bool) -> tuple[dict[str, torch.Generat
     seeded = seed is not None and not secure
     roots = np.random.SeedSequence(seed if seeded else secrets.randbits(128)).generate_state(5, dtype=np.uint64)
     generators = {name: torch.Generator().manual_seed(int(value) >> 1) for name, value in zip(("sampler", "noise", "latent", "preview", "init"), roots)}
+    if world > 1:
+        # Each process samples its own patients and draws its own fake volumes; the
+        # generator steps use the shared "latent" stream so the replicas stay identical.
+        generators["sampler"].manual_seed((int(roots[0]) >> 1) + rank)
+        generators["fake"] = torch.Generator().manual_seed((int(roots[2]) >> 1) + rank + 1)
     if secure:
         generators["sampler"].manual_seed(secrets.randbits(63))
         generators["noise"].manual_seed(secrets.randbits(63))
@@ -183,7 +212,7 @@ def train_gan(
     from medgan.privacy.wal import StepLedger
     from medgan.training.bundle import save_generator
     from medgan.training.dp_gan import DPGANTrainer, DPSettings, LabelPrior
-    from medgan.training.sampler import PatientPoissonSampler
+    from medgan.training.sampler import DistributedPatientSampler, PatientPoissonSampler
 
     started = time.perf_counter()
     train, privacy, grid = config.train, config.privacy, config.preprocess.grid
@@ -193,6 +222,12 @@ def train_gan(
     n_patients = len(cohort.patient_scans)
     n_classes = [len(cohort.label_values[name]) for name in cohort.label_names]
     device = _resolve_device(train.device)
+    rank, world = _process_group()
+    main = rank == 0
+    if world > 1 and not dp:
+        raise ConfigError("multi-process training is implemented for DP runs only; run a non-private comparison in one process")
+    if world > 1 and resume:
+        raise ConfigError("multi-process runs cannot resume yet; start a new run folder, or resume in one process")
     layout.create()
 
     state = load_checkpoint(layout.checkpoints)
@@ -210,20 +245,22 @@ def train_gan(
             "Seeded mode: the DP noise is reproducible from train.seed, so the guarantee holds only while the seed "
             "stays secret; use privacy.secure_mode=true for a release."
         )
-    run_id = _run_id(layout)
-    key = _cohort_key(config) if dp else None
-    ledger = CohortLedger(privacy.ledger_dir) if dp else None
-    if dp:
+    run_id = _run_id(layout) if main else ""
+    key = _cohort_key(config) if dp and main else None
+    ledger = CohortLedger(privacy.ledger_dir) if dp and main else None
+    if dp and main:
         ledger.check_budget(key, plan.epsilon.epsilon, privacy.cohort_budget, run_id=run_id, delta=plan.delta)
 
-    generators, seeded = _generators(train.seed, privacy.secure_mode)
+    generators, seeded = _generators(train.seed, privacy.secure_mode, rank=rank, world=world)
     with torch.random.fork_rng(devices=[]):
         # Initial weights come from the run's own seed, not from whatever the process drew before.
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generators["init"])))
         generator = build_generator(config.model, grid, n_classes)
         discriminator = build_discriminator(config.model, grid, n_classes, dp=dp)
     prior = LabelPrior.from_config(train.label_prior, cohort.label_names, cohort.label_values)
-    settings = DPSettings(plan.noise_multiplier, privacy.max_grad_norm, train.batch_size, train.dp_engine) if dp else None
+    # Each process clips its own share; DistributedDPOptimizer sums the shares, so the
+    # per-process expected batch is the global one divided by the number of processes.
+    settings = DPSettings(plan.noise_multiplier, privacy.max_grad_norm, train.batch_size / world, train.dp_engine) if dp else None
     trainer = DPGANTrainer(
         generator,
         discriminator,
@@ -236,8 +273,15 @@ def train_gan(
         prior=prior,
         latent_dim=config.model.latent_dim,
         device=device,
+        fake_generator=generators.get("fake"),
+        distributed=world > 1,
     )
-    sampler = PatientPoissonSampler(cohort.patient_scans, sample_rate, generators["sampler"])
+    if world > 1:
+        sampler = DistributedPatientSampler(
+            cohort.patient_scans, sample_rate, generators["sampler"], steps=total_steps, shuffle_seed=train.seed or 0
+        )
+    else:
+        sampler = PatientPoissonSampler(cohort.patient_scans, sample_rate, generators["sampler"])
     preview_labels = prior.sample(_PREVIEW_COUNT, generators["preview"]).to(device)
     preview_z = torch.randn(_PREVIEW_COUNT, config.model.latent_dim, generator=generators["preview"]).to(device)
     steps_ledger = StepLedger(layout.checkpoints / _LEDGER_NAME)
@@ -247,8 +291,8 @@ def train_gan(
         start = _restore(state, trainer, generators, seeded=seeded, dp=dp)
         logger.info("resuming at step %d of %d", start, total_steps)
 
-    monitor = TrainingMonitor(layout.train_log, layout.tensorboard)
-    bar = tqdm(total=total_steps, initial=start, disable=not progress, desc="train" + ("" if dp else f" ({NOT_PRIVATE})"), unit="step")
+    monitor = TrainingMonitor(layout.train_log, layout.tensorboard) if main else None
+    bar = tqdm(total=total_steps, initial=start, disable=not (progress and main), desc="train" + ("" if dp else f" ({NOT_PRIVATE})"), unit="step")
     step = start
     counted = len(steps_ledger) if dp else start
     loop_started = time.perf_counter()
@@ -266,7 +310,7 @@ def train_gan(
                 step -= 1
                 break
             _, scan_indices = sampler.sample()
-            if dp:
+            if dp and main:
                 steps_ledger.append(step, plan.noise_multiplier, sample_rate)
             counted += 1
             real = torch.from_numpy(np.stack([cohort.arrays[i] for i in scan_indices])) if scan_indices else torch.zeros((0, 1, grid, grid, grid))
@@ -275,8 +319,10 @@ def train_gan(
             values: dict[str, Any] = {"batch": len(scan_indices)}
             values.update(trainer.discriminator_step(real.to(device), real_labels.to(device), fake, fake_labels))
             values.update(trainer.generator_step(train.generator_batch_size))
-            monitor.record(step, values)
             bar.update(1)
+            if not main:
+                continue
+            monitor.record(step, values)
             bar.set_postfix(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}", refresh=False)
             if step % train.sample_every == 0 or step == total_steps:
                 with torch.no_grad():
@@ -292,11 +338,16 @@ def train_gan(
                 break
     finally:
         bar.close()
-        monitor.close()
+        if monitor is not None:
+            monitor.close()
     loop_s = time.perf_counter() - loop_started
     wall_s = time.perf_counter() - started
+    warnings_seen = monitor.warnings if monitor is not None else []
     if stop_after is not None and step >= stop_after and step < total_steps:
-        return TrainResult(layout.generator, {}, step, wall_s, str(device), monitor.warnings)
+        return TrainResult(layout.generator, {}, step, wall_s, str(device), warnings_seen)
+    if not main:
+        section = _receive_section()
+        return TrainResult(layout.generator, section, step, wall_s, str(device), warnings_seen)
 
     history = steps_ledger.history() if dp else [(0.0, sample_rate, step)]
     section = privacy_section(
@@ -326,11 +377,13 @@ def train_gan(
         modality_by_condition=cohort.modality_by_condition,
         privacy=statement,
     )
+    if world > 1:
+        _send_section(section)
     logger.info(
         "trained %d steps in %.1f s (%.2f s/step; %.1f s in all, with privacy planning and accounting) on %s",
         step - start, loop_s, loop_s / max(1, step - start), wall_s, device,
     )
-    return TrainResult(layout.generator, section, step, wall_s, str(device), monitor.warnings)
+    return TrainResult(layout.generator, section, step, wall_s, str(device), warnings_seen)
 
 
 def _quick_epsilon(steps: int, plan: Any) -> float:
