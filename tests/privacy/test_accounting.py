@@ -150,6 +150,7 @@ PRV_FAILURES = {
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:Optimal order:UserWarning")
 @pytest.mark.parametrize("name", sorted(PRV_FAILURES))
 def test_prv_failure_is_real(name):
     history, delta = PRV_FAILURES[name]
