@@ -316,8 +316,9 @@ def read_dicom(source: Path, *, allow_identifying: bool = False, modality: str |
             padded += int(outside.sum())
         planes[k] = plane
     # Columns run along the row cosine, which is voxel axis i, so (Z, rows, columns)
-    # becomes (X, Y, Z) by reversing the axes.
-    array = np.ascontiguousarray(planes.transpose(2, 1, 0))  # (X, Y, Z)
+    # becomes (X, Y, Z) by reversing the axes.  The view is Fortran-ordered, like the
+    # arrays nibabel returns for NIfTI; a C-order copy would cost more than decoding.
+    array = planes.transpose(2, 1, 0)  # (X, Y, Z)
     if padded:
         logger.info("set %d voxels marked by PixelPaddingValue (outside the scanned field) to %g", padded, fill)
 
