@@ -22,7 +22,7 @@ def cohort() -> None:
 @click.option("--scans-per-patient", type=click.IntRange(1, 32), default=1, show_default=True, help="Scans per patient (same anatomy, new bias field and noise).")
 @click.option("--canaries", "n_canaries", type=click.IntRange(min=0), default=0, show_default=True, help="Training patients that carry the canary pattern.")
 @click.option("--lesion-fraction", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True, help="Share of patients per split with a lesion.")
-@click.option("--lesion-contrast", type=float, default=0.5, show_default=True, help="Lesion intensity above tissue, as a fraction of white matter.")
+@click.option("--lesion-contrast", type=float, default=1.0, show_default=True, help="Lesion intensity above tissue, as a fraction of white matter.")
 @click.option("--holdout-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.2, show_default=True, help="Share of patients in the holdout split.")
 @click.option("--noise-std", type=click.FloatRange(0.0, 1.0), default=0.03, show_default=True, help="Rician noise sigma as a fraction of white matter.")
 @click.option("--no-masks", is_flag=True, help="Do not write the per-scan lesion masks.")

@@ -74,8 +74,10 @@ class CohortSpec(Section):
     n_canaries: int = Field(0, ge=0, description="Training patients that carry the canary pattern.")
     holdout_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="Share of patients in the holdout split.")
     lesion_fraction: float = Field(0.5, ge=0.0, le=1.0, description="Share of patients, per split, with a lesion.")
-    lesion_radius_mm: tuple[float, float] = Field((15.0, 25.0), description="Range of the lesion semi-axes in mm.")
-    lesion_contrast: float = Field(0.5, gt=-1.0, description="Lesion intensity above tissue, as a fraction of white matter.")
+    lesion_radius_mm: tuple[float, float] = Field(
+        (20.0, 30.0), description="Range of the lesion semi-axes in mm; at 16^3 (12 mm voxels) smaller lesions vanish in partial volume."
+    )
+    lesion_contrast: float = Field(1.0, gt=-1.0, description="Lesion intensity above tissue, as a fraction of white matter.")
     canary_contrast: float = Field(1.0, gt=0.0, description="Bright-cell intensity of the canary, as a fraction of white matter.")
     scale: float = Field(0.05, ge=0.0, lt=0.5, description="Maximum relative head-size change per axis.")
     rotation_deg: float = Field(4.0, ge=0.0, le=45.0, description="Maximum rotation per axis in degrees.")

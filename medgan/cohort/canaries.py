@@ -129,6 +129,11 @@ def detect_canary(volume: np.ndarray, spacing_mm: float, pattern: CanaryPattern 
     deviation score 0, because background has no texture to correlate with.  A planted canary scores about 0.7 to 0.95 depending on noise and on
     the tissue beneath it; canary-free brains score far less (see :func:`canary_threshold`).
 
+    NOTE: at 12 mm voxels (16^3) the cells are two voxels wide, so a canary drawn half a
+    voxel off the lattice on every axis is blurred to a score of about 0.4, below
+    :data:`CANARY_SCORE_FLOOR`.  Planted canaries sit on the lattice, and the model grid
+    keeps it, but a detector miss at 16^3 is weaker evidence than at finer grids.
+
     Args:
         volume: (X, Y, Z) array in any intensity unit.
         spacing_mm: isotropic voxel spacing of ``volume``.

@@ -70,9 +70,10 @@ def test_detector_on_new_anatomy(tiny_cohort: Path) -> None:
     volume = _canary_free_volume(tiny_cohort, info)
     kernel = canary_kernel(info["spacing_mm"])
     corner = canary_positions(volume > 200.0, kernel.shape[0])[0]
-    planted = plant_canary(volume, corner, kernel, 800.0)
-    # A generator's output: half a voxel off the lattice and rescaled to [-1, 1].
-    shifted = ndimage.shift(planted, (0.5, 0.0, 0.0), order=1)
+    planted = plant_canary(volume, corner, kernel, 1000.0)
+    # A generator's output: the canary one voxel away from where any patient had it,
+    # rescaled to the model's [-1, 1].
+    shifted = ndimage.shift(planted, (1.0, 0.0, 0.0), order=1)
     model_range = shifted / shifted.max() * 2.0 - 1.0
     assert detect_canary(volume, info["spacing_mm"]) < canary_threshold(negative)
     assert detect_canary(model_range, info["spacing_mm"]) > canary_threshold(negative)
