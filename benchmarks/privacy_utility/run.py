@@ -171,14 +171,18 @@ def run_epsilon(out: Path, epsilon: float | None, overrides: list[str]) -> tuple
     name = "eps-none" if epsilon is None else f"eps-{epsilon:g}"
     run_dir = out / "runs" / name
     timing = run_dir.parent / f"{name}.wall_s"
-    if (run_dir / "report.json").exists() and timing.exists():
+    recorded = run_dir.parent / f"{name}.overrides.json"
+    privacy = ["privacy.enabled=false", "privacy.target_epsilon=null"] if epsilon is None else ["privacy.enabled=true", f"privacy.target_epsilon={epsilon:g}"]
+    settings = [*overrides, *privacy, f"name=benchmark-{name}"]
+    if (run_dir / "report.json").exists() and timing.exists() and recorded.exists():
+        if json.loads(recorded.read_text(encoding="utf-8")) != settings:
+            raise SystemExit(f"{run_dir} was run with other settings (see {recorded}); pass another --out")
         logger.info("reusing the finished run %s", run_dir)
         return run_dir, float(timing.read_text())
     if run_dir.exists():
         raise SystemExit(f"{run_dir} contains an unfinished run (no report.json); remove it and run the benchmark again")
-    privacy = ["privacy.enabled=false", "privacy.target_epsilon=null"] if epsilon is None else ["privacy.enabled=true", f"privacy.target_epsilon={epsilon:g}"]
     command = [sys.executable, "-m", "medgan", "run", str(PIPELINE), "--out", str(run_dir), "--no-progress"]
-    for override in [*overrides, *privacy, f"name=benchmark-{name}"]:
+    for override in settings:
         command += ["--set", override]
     logger.info("running %s", name)
     started = time.perf_counter()
@@ -190,6 +194,7 @@ def run_epsilon(out: Path, epsilon: float | None, overrides: list[str]) -> tuple
     if completed.returncode != 0:
         raise SystemExit(f"medgan run for {name} failed with status {completed.returncode}; see {log_path}")
     timing.write_text(f"{wall_s:.1f}\n")
+    recorded.write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
     return run_dir, wall_s
 
 
@@ -342,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     spacing = real.config.preprocess.spacing_mm
     negatives = canary_scores([scan.array for scan in [*real.train, *real.holdout] if scan.scan_id not in real.canary_scan_ids], spacing)
     positives = canary_scores([scan.array for scan in real.train if scan.scan_id in real.canary_scan_ids], spacing)
-    from medgan.cohort import canary_threshold
+    from medgan.cohort import canary_threshold, read_cohort_info
 
     threshold = canary_threshold(negatives)
     detector = {
@@ -374,6 +379,7 @@ def main(argv: list[str] | None = None) -> None:
         "settings": asdict(profile),
         "n_patients": n_patients,
         "n_canaries": n_canaries,
+        "cohort_spec": read_cohort_info(manifest.parent)["spec"],
         "sizing": sizing,
         "canary_detector": detector,
         "rows": rows,
