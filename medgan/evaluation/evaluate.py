@@ -205,6 +205,7 @@ def _memorization_section(sets, to_train, to_holdout, holdout_to_train, threshol
             "distance_ratio": finite_or_none(distance / holdout_median) if holdout_median > 0 else None,
             "flipped": bool(to_train.flipped[row]),
             "shift_voxels": [int(v) for v in to_train.shift[row]],
+            "flagged": is_copy,
             "authentic": not is_copy,
         }
         per_scan.append(entry)

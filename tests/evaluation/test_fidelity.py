@@ -62,6 +62,12 @@ def test_fid_collapsed_set_finite_and_large():
     assert value > frechet_distance(real[:5], real[5:]) * 0.5
 
 
+def test_fid_duplicated_samples_finite():
+    real = np.random.default_rng(6).normal(size=(10, 128))
+    tripled = np.concatenate([real, real, real])  # copies add no rank to the covariance
+    assert frechet_distance(tripled, real) < 0.1 * frechet_distance(real[:5], real[5:])
+
+
 def test_fid_too_few_samples_raises():
     with pytest.raises(InputError, match="need >= 5 samples"):
         frechet_distance(np.zeros((3, 4)), np.ones((9, 4)), min_samples=5)
