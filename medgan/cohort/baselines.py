@@ -35,7 +35,7 @@ __all__ = [
 def analytic_gaussian_delta(epsilon: float, sigma: float) -> float:
     """Return the exact delta of the Gaussian mechanism with noise ``sigma`` per unit of L2 sensitivity.
 
-    This is Theorem 8 of Balle and Wang, "Improving the Gaussian Mechanism for
+    This is the analytic Gaussian mechanism of Balle and Wang, "Improving the Gaussian Mechanism for
     Differential Privacy" (ICML 2018): ``Phi(1/(2s) - e*s) - exp(e) * Phi(-1/(2s) - e*s)``.
     """
     first = norm.cdf(0.5 / sigma - epsilon * sigma)
