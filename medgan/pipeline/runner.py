@@ -71,7 +71,7 @@ def _stage_ingest(state: PipelineState) -> None:
         "n_holdout_patients": len(cohort.patients("holdout")),
         "n_holdout_scans": len(cohort.split("holdout")),
         "labels": cohort.label_values,
-        "profile": config.preprocess.model_dump(mode="json"),
+        "profile": getattr(prepared, "profile", None) or config.preprocess.model_dump(mode="json"),
     }
     logger.info(
         "ingest: %d scans of %d patients (%d train, %d holdout patients)",
