@@ -145,3 +145,33 @@ def test_data_copying_small_sets_not_computable():
     features = rng.normal(size=(8, 4))
     result = data_copying_test(features, features[:3], features[:3], np.ones(3), np.ones(3), rng=rng)
     assert result["status"] == "not computable"
+
+
+@pytest.fixture(scope="module")
+def simulated_cohort_search():
+    """Planted copies among patients of medgan's simulated ICBM152 cohort (all scans look alike)."""
+    from medgan.cohort import CohortSpec, load_template, plan_cohort, render_patient
+
+    spec = CohortSpec(n_patients=40, seed=3, grid=GRID, write_masks=False)
+    template = load_template(GRID)
+    volumes = np.stack([render_patient(plan, template, spec)[0].volume for plan in plan_cohort(spec, template)])
+    volumes = (np.clip(volumes / np.percentile(volumes, 99.5), 0, 1) * 2 - 1)[:, None].astype(np.float32)  # (N, 1, G, G, G)
+    train, calibration, unrelated = volumes[:20], volumes[20:30], volumes[30:]
+    rng = np.random.default_rng(0)
+    copies = np.stack([make(train[i], rng) for i, make in enumerate(COPIES.values())])
+    threshold = calibrate_threshold(nearest_references(calibration, train).distance, quantile=0.05, ratio=0.5)
+    match = nearest_references(np.concatenate([copies, unrelated]).astype(np.float32), train)
+    return match, threshold
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", list(COPIES))
+def test_simulated_cohort_copy_flagged(simulated_cohort_search, kind):
+    match, threshold = simulated_cohort_search
+    assert match.distance[list(COPIES).index(kind)] < threshold["distance_threshold"]
+
+
+@pytest.mark.slow
+def test_simulated_cohort_unrelated_not_flagged(simulated_cohort_search):
+    match, threshold = simulated_cohort_search
+    assert np.all(match.distance[len(COPIES) :] >= threshold["distance_threshold"])
