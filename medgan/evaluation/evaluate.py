@@ -22,6 +22,11 @@ __all__ = ["evaluate_sets", "ScanLike"]
 
 logger = logging.getLogger(__name__)
 
+# A holdout scan this close to a training scan is the same image (a duplicated file or
+# the same acquisition under two ids); calibrating on it would drive the copy threshold
+# to zero and hide every copy, so it is left out and listed.
+DUPLICATE_DISTANCE = 1e-4
+
 
 class ScanLike(Protocol):
     """The attributes of ``medgan.data.dataset.PreparedScan`` that evaluation reads."""
@@ -137,9 +142,18 @@ def evaluate_sets(
     to_train = nearest_references(volumes["synthetic"], volumes["train"], settings, progress=progress)
     to_holdout = nearest_references(volumes["synthetic"], volumes["holdout"], settings, progress=progress)
     holdout_to_train = nearest_references(volumes["holdout"], volumes["train"], settings, progress=progress)
-    threshold = calibrate_threshold(
-        holdout_to_train.distance[calibration_index], quantile=config.copy_quantile, ratio=config.copy_distance_ratio
-    )
+    calibration_distances = holdout_to_train.distance[calibration_index]
+    duplicates = calibration_distances < DUPLICATE_DISTANCE
+    if duplicates.all():
+        raise InputError(
+            "every calibration holdout scan is a copy of a training scan (1 - NCC below "
+            f"{DUPLICATE_DISTANCE:g}); holdout scans must be patients the generator never saw"
+        )
+    duplicate_ids = [sets["holdout"][int(i)].scan_id for i in calibration_index[duplicates]]
+    if duplicate_ids:
+        logger.warning("%d holdout scan(s) duplicate a training scan and are left out of the copy calibration", len(duplicate_ids))
+    threshold = calibrate_threshold(calibration_distances[~duplicates], quantile=config.copy_quantile, ratio=config.copy_distance_ratio)
+    threshold["excluded_duplicates"] = duplicate_ids
     memorization = _memorization_section(sets, to_train, to_holdout, holdout_to_train, threshold, calibration_index)
     memorization["data_copying_test"] = data_copying_test(
         features["train"], features["holdout"], features["synthetic"], holdout_to_train.distance, to_train.distance, rng=rng

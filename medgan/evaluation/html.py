@@ -159,6 +159,30 @@ def _memorization_html(memorization: dict[str, Any]) -> str:
     parts = ["<h3>Memorization</h3>", verdict, f"<p><small>Rule: {html.escape(memorization.get('rule', ''))}</small></p>"]
     if rows:
         parts.append(_table(["synthetic", "nearest training scan", "similarity", "threshold"], rows))
+    closest = sorted(
+        (row for row in memorization.get("per_scan", []) if row.get("similarity_train") is not None),
+        key=lambda row: row["similarity_train"],
+        reverse=True,
+    )[:10]
+    if closest:
+        parts.append("<p>The synthetic scans closest to a training scan:</p>")
+        parts.append(
+            _table(
+                ["synthetic", "nearest training scan", "similarity", "nearest holdout scan", "similarity", "distance ratio", "flagged"],
+                [
+                    [
+                        html.escape(row["synthetic"]),
+                        html.escape(str(row.get("nearest_train", ""))),
+                        _number(row.get("similarity_train")),
+                        html.escape(str(row.get("nearest_holdout", ""))),
+                        _number(row.get("similarity_holdout")),
+                        _number(row.get("distance_ratio")),
+                        _number(bool(row.get("flagged", not row.get("authentic", True)))),
+                    ]
+                    for row in closest
+                ],
+            )
+        )
     ratio = memorization.get("distance_ratio", {})
     copying = memorization.get("data_copying_test", {})
     parts.append(

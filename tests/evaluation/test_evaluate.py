@@ -121,3 +121,31 @@ def test_evaluate_nan_voxel_raises(scans_from):
         evaluate_sets(
             scans_from(make_phantoms(2, 16, 0), "train"), scans_from(make_phantoms(2, 16, 1), "holdout"), scans_from(synthetic, "synthetic"), CONFIG, progress=False
         )
+
+
+def test_evaluate_duplicate_holdout_left_out(scans_from):
+    volumes = make_phantoms(12, 16, 0)
+    holdout = np.concatenate([volumes[:1], volumes[6:8]])  # the first holdout scan duplicates a training scan
+    synthetic = volumes[8:].copy()
+    synthetic[0] = volumes[1]
+    result = evaluate_sets(
+        scans_from(volumes[:6], "train"), scans_from(holdout, "holdout", offset=20), scans_from(synthetic, "synthetic"), CONFIG, progress=False
+    )
+    assert result["memorization"]["threshold"]["excluded_duplicates"] == ["scan-000000000014"]
+
+
+def test_evaluate_duplicate_holdout_copy_still_flagged(scans_from):
+    volumes = make_phantoms(12, 16, 0)
+    holdout = np.concatenate([volumes[:1], volumes[6:8]])
+    synthetic = volumes[8:].copy()
+    synthetic[0] = volumes[1]
+    result = evaluate_sets(
+        scans_from(volumes[:6], "train"), scans_from(holdout, "holdout", offset=20), scans_from(synthetic, "synthetic"), CONFIG, progress=False
+    )
+    assert [entry["synthetic"] for entry in result["memorization"]["flagged"]] == ["syn-0000.nii.gz"]
+
+
+def test_evaluate_all_holdout_duplicates_raises(scans_from):
+    volumes = make_phantoms(6, 16, 0)
+    with pytest.raises(InputError, match="every calibration holdout scan is a copy"):
+        evaluate_sets(scans_from(volumes[:4], "train"), scans_from(volumes[:2], "holdout", offset=20), scans_from(volumes[4:], "synthetic"), CONFIG, progress=False)
