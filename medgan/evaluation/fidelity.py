@@ -24,6 +24,7 @@ __all__ = [
     "ms_ssim_diversity",
     "histogram_distances",
     "anatomy_statistics",
+    "anatomy_distances",
     "feature_metrics",
 ]
 

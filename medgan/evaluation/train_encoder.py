@@ -1,8 +1,9 @@
 """Train the shipped 3D feature encoder on public anatomy only.
 
-Run ``python -m medgan.evaluation.train_encoder --out medgan/evaluation/weights`` to
-rebuild ``encoder3d-v1.safetensors``. The sources are the public volumes under
-``data_samples/`` (MNI152 templates, public MR and CT samples), never a site's scans:
+Run ``python -m medgan.evaluation.train_encoder --steps 300 --batch 16`` to rebuild
+the shipped weights. The sources are the public volumes under ``data_samples/``
+(MNI152 templates, public MR and CT samples) and patients of medgan's simulated
+ICBM152 cohort (``medgan.cohort``), never a site's scans:
 an encoder trained on a site's training patients is an un-noised model of them and
 may not leave the site.
 
@@ -72,6 +73,26 @@ def load_public_volumes(root: Path, grid: int = BASE_GRID) -> np.ndarray:
     """Return the public source volumes as ``(S, 1, grid, grid, grid)`` float32 in [-1, 1]."""
     volumes = [_to_cube(root / relative, modality, grid) for relative, modality in SOURCES]
     return np.stack(volumes)[:, None]  # (S, 1, G, G, G)
+
+
+def simulated_patients(count: int, seed: int, grid: int = BASE_GRID) -> np.ndarray:
+    """Return ``count`` patients of medgan's simulated ICBM152 cohort as ``(count, 1, grid, grid, grid)`` in [-1, 1].
+
+    They add realistic between-patient variation (warps, lesions, bias fields, noise)
+    of the same public template to the training sources.
+    """
+    from scipy import ndimage
+
+    from medgan.cohort import CohortSpec, load_template, plan_cohort, render_patient
+
+    spec = CohortSpec(n_patients=count, seed=seed, grid=64, holdout_fraction=0.0, write_masks=False)
+    template = load_template(spec.grid)
+    volumes = []
+    for plan in plan_cohort(spec, template):
+        volume = render_patient(plan, template, spec)[0].volume
+        volume = np.clip(volume / max(float(np.percentile(volume, 99.5)), 1e-6), 0.0, 1.0) * 2.0 - 1.0
+        volumes.append(ndimage.zoom(volume, grid / spec.grid, order=1).astype(np.float32))
+    return np.stack(volumes)[:, None]  # (count, 1, G, G, G)
 
 
 def _random_warp(volumes, out_grid: int, strength: float, generator):
@@ -170,10 +191,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--batch", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--simulated", type=int, default=24, help="simulated ICBM152 patients added to the sources")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.manual_seed(args.seed)
     sources = load_public_volumes(args.data)
+    if args.simulated:
+        sources = np.concatenate([sources, simulated_patients(args.simulated, args.seed)])
     module = train_encoder(sources, args.steps, args.batch, args.seed)
     state = {key: value.detach().half().contiguous() for key, value in module.state_dict().items()}
     destination = args.out / f"encoder3d-v{ENCODER_VERSION}.safetensors"
@@ -187,6 +211,7 @@ def main(argv: list[str] | None = None) -> None:
             "sha256": sha256_file(destination),
             "training": {
                 "sources": [relative for relative, _ in SOURCES],
+                "simulated_icbm152_patients": args.simulated,
                 "steps": args.steps,
                 "batch": args.batch,
                 "seed": args.seed,
