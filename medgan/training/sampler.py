@@ -65,7 +65,7 @@ class DistributedPatientSampler:
     Across processes every patient is therefore sampled once with rate ``q`` per step, as
     the accountant assumes, and no patient is repeated (torch's ``DistributedSampler``
     would pad the shards with repeated rows).  Opacus' iterator skips a step whose local
-    batch is empty, which would leave the processes out of step with each other; this
+    batch is empty, which would leave the processes out of step with each other, so this
     subclass yields every step.
 
     Args:
