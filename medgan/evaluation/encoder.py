@@ -51,9 +51,16 @@ class ExtractorInfo:
     version: str
     sha256: str
     feature_dim: int
+    architecture: str = ENCODER_NAME
 
     def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "version": self.version, "sha256": self.sha256, "feature_dim": self.feature_dim}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.sha256,
+            "feature_dim": self.feature_dim,
+            "architecture": self.architecture,
+        }
 
 
 def build_encoder() -> "torch.nn.Module":
@@ -109,13 +116,54 @@ class FeatureExtractor:
         return features
 
 
+_RESNET_DEPTHS = (10, 18, 34, 50)
+
+
+def _module_for_state(state: dict, path: Path) -> tuple["torch.nn.Module", str, int]:
+    """Return the module whose parameters ``state`` fits, its architecture name and feature size.
+
+    medgan's encoder is tried first. A state dict with ``conv1``/``layer1`` keys (an
+    optional ``module.`` prefix removed, as MedicalNet checkpoints have) is loaded into
+    MONAI's 3D ResNet of the first depth that fits, without its classification head,
+    whose 512 or 2048 pooled features are then used.
+
+    Raises:
+        ConfigError: no supported architecture fits the weights.
+    """
+    from monai.networks.nets import resnet
+
+    module = build_encoder()
+    try:
+        module.load_state_dict(state, strict=True)
+        return module, ENCODER_NAME, FEATURE_DIM
+    except RuntimeError as error:
+        own_error = str(error).splitlines()[0]
+    stripped = {key.removeprefix("module."): value for key, value in state.items()}
+    stripped = {key: value for key, value in stripped.items() if not key.startswith("fc.")}
+    if "conv1.weight" in stripped and stripped["conv1.weight"].shape[1] == 1:
+        for depth in _RESNET_DEPTHS:
+            network = getattr(resnet, f"resnet{depth}")(
+                spatial_dims=3, n_input_channels=1, feed_forward=False, shortcut_type="B", bias_downsample=False
+            )
+            try:
+                network.load_state_dict(stripped, strict=True)
+            except RuntimeError:
+                continue
+            return network, f"monai-resnet{depth}", int(network.in_planes)
+    raise ConfigError(
+        f"feature extractor weights {path} fit neither medgan's 3D encoder ({own_error}) nor a one-channel "
+        "3D ResNet (MedicalNet layout); pass a safetensors state dict of one of them"
+    )
+
+
 def load_extractor(weights: Path | None = None) -> FeatureExtractor:
     """Load the shipped encoder, or the encoder architecture with user-supplied weights.
 
     Args:
-        weights: a safetensors file with the state dict of :func:`build_encoder`; a JSON
-            file of the same name with ``name`` and ``version`` may sit beside it. None
-            loads the shipped weights.
+        weights: a safetensors file with the state dict of :func:`build_encoder` or of
+            a one-channel 3D ResNet in MedicalNet's layout; a JSON file of the same name
+            with ``name`` and ``version`` may sit beside it. None loads the shipped
+            weights.
 
     Raises:
         ConfigError: the weights file is missing or does not fit the encoder.
@@ -126,15 +174,11 @@ def load_extractor(weights: Path | None = None) -> FeatureExtractor:
     if not path.is_file():
         hint = "reinstall medgan" if weights is None else "check evaluation.extractor_weights"
         raise ConfigError(f"feature extractor weights {path} not found; {hint}")
-    module = build_encoder()
     try:
         state = {key: value.float() for key, value in load_file(str(path)).items()}
-        module.load_state_dict(state, strict=True)
-    except Exception as error:  # safetensors and torch raise several unrelated types here
-        raise ConfigError(
-            f"feature extractor weights {path} do not fit medgan's 3D encoder ({error}); "
-            "pass a safetensors state dict of medgan.evaluation.encoder.build_encoder()"
-        ) from None
+    except Exception as error:  # safetensors raises several unrelated types for a bad file
+        raise ConfigError(f"feature extractor weights {path} are not a readable safetensors file ({error})") from None
+    module, architecture, feature_dim = _module_for_state(state, path)
     name, version = ENCODER_NAME, ENCODER_VERSION
     sidecar = path.with_suffix(".json")
     if weights is not None:
@@ -142,6 +186,6 @@ def load_extractor(weights: Path | None = None) -> FeatureExtractor:
         if sidecar.is_file():
             meta = json.loads(sidecar.read_text(encoding="utf-8"))
             name, version = str(meta.get("name", name)), str(meta.get("version", version))
-    info = ExtractorInfo(name=name, version=version, sha256=sha256_file(path), feature_dim=FEATURE_DIM)
+    info = ExtractorInfo(name=name, version=version, sha256=sha256_file(path), feature_dim=feature_dim, architecture=architecture)
     logger.info("feature extractor %s version %s sha256 %s", info.name, info.version, info.sha256[:12])
     return FeatureExtractor(module, info)

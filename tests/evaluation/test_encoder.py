@@ -59,5 +59,15 @@ def test_user_weights_missing_raises(tmp_path):
 def test_user_weights_wrong_architecture_raises(tmp_path):
     path = tmp_path / "other.safetensors"
     save_file({"weight": torch.zeros(3, 3)}, str(path))
-    with pytest.raises(ConfigError, match="do not fit"):
+    with pytest.raises(ConfigError, match="fit neither"):
         load_extractor(path)
+
+
+def test_user_medicalnet_resnet_loaded(tmp_path):
+    from monai.networks.nets import resnet10
+
+    network = resnet10(spatial_dims=3, n_input_channels=1, feed_forward=False, shortcut_type="B", bias_downsample=False)
+    path = tmp_path / "resnet_10.safetensors"
+    save_file({f"module.{key}": value.contiguous() for key, value in network.state_dict().items()}, str(path))  # MedicalNet's key prefix
+    extractor = load_extractor(path)
+    assert (extractor.info.architecture, extractor(np.zeros((1, 1, 16, 16, 16), dtype=np.float32)).shape) == ("monai-resnet10", (1, 512))
