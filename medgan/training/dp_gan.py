@@ -1,16 +1,17 @@
 """The one front door for a GAN step, private (DP-SGD on the discriminator) or not.
 
-The discriminator is the only network whose input includes patient data, so it alone is trained
-with DP-SGD (Opacus' per-sample gradients and DPOptimizer); the generator only ever receives
-the discriminator's output on fake volumes and is private by post-processing.
+The discriminator is the only network whose input includes patient data, so it alone is
+trained with DP-SGD (per-sample gradients and Opacus' DPOptimizer).  The generator only
+ever receives the discriminator's output on fake volumes, so it is private by
+post-processing.
 
-One discriminator step is one backward pass over the summed real and fake loss.  Real
-row ``i`` and fake row ``i`` form a pair whose per-sample gradients are added before
-clipping, so the clipped unit is "one sampled patient plus the fake volume drawn for
-them": removing a patient removes one pair and changes the clipped sum by at most the
-clipping norm C.  Clipping real and fake rows separately would let one patient move the
-sum by 2C (the fake batch size follows the real one), which the accountant does not
-charge.
+One discriminator step is one gradient computation over the summed real and fake loss.
+Real row ``i`` and fake row ``i`` form a pair whose gradient is clipped as one unit, so
+the clipped unit is "one sampled patient plus the fake volume drawn for them".  Removing
+a patient removes one pair and changes the clipped sum by at most the clipping norm C.
+Clipping real and fake rows separately would let one patient move the sum by 2C,
+because the fake batch size follows the real one, and the accountant does not charge
+that.
 """
 
 from __future__ import annotations
