@@ -51,7 +51,7 @@ def _select_split(cohort: Any, source: Path, split: str) -> Any:
 @click.option("--holdout", "holdout_source", required=True, type=click.Path(path_type=Path),
               help="Real scans the generator never saw: a folder or a manifest CSV (its holdout rows).")
 @click.option("--synthetic", "synthetic_source", required=True, type=click.Path(path_type=Path),
-              help="Folder of synthetic NIfTI files (a medgan index.json there supplies labels).")
+              help="Folder of synthetic scans, NIfTI files or DICOM series (a medgan index.json there supplies labels).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("evaluation"), show_default=True,
               help="Output folder: evaluation.json, evaluation.html and private/ (never share private/).")
 @click.option("--modality", type=click.Choice(["CT", "MR"], case_sensitive=False), default=None,
@@ -61,7 +61,7 @@ def _select_split(cohort: Any, source: Path, split: str) -> Any:
 @click.option("--grid", type=int, default=None, help="Model grid edge in voxels (overrides the profile).")
 @click.option("--spacing-mm", type=float, default=None, help="Isotropic voxel spacing in mm (overrides the profile).")
 @click.option("--weights", type=click.Path(path_type=Path), default=None,
-              help="Feature extractor weights (safetensors of medgan's encoder); default: the shipped encoder.")
+              help="Feature extractor weights (safetensors of medgan's encoder or a MedicalNet-layout 3D ResNet); default: the shipped encoder.")
 @click.option("--bootstrap", type=int, default=None, help="Bootstrap resamples for confidence intervals.")
 @click.option("--seed", type=int, default=None, help="Seed of bootstrap, pair sampling and the holdout split.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
