@@ -110,7 +110,8 @@ def evaluate(
         config = EvaluationConfig.model_validate({**config.model_dump(), **updates})
         preprocess = PreprocessConfig.model_validate({**preprocess.model_dump(), **profile})
     except ValidationError as error:
-        raise ConfigError(f"invalid evaluate option: {error.errors()[0]['loc'][0]}: {error.errors()[0]['msg']}") from None
+        problem = error.errors()[0]
+        raise ConfigError(f"invalid evaluate option {problem['loc'][0]}={problem.get('input')!r}: {problem['msg']}") from None
     for option, source in (("--train", train_source), ("--holdout", holdout_source), ("--synthetic", synthetic_source)):
         if not source.exists():
             raise InputError(f"{option} {source} does not exist; pass a folder of scans or a manifest CSV")
