@@ -157,7 +157,9 @@ def _receive_section() -> dict[str, Any]:
     return box[0]
 
 
-def _generators(seed: int | None, secure: bool, rank: int = 0, world: int = 1) -> tuple[dict[str, torch.Generator], bool]:
+def _generators(
+    seed: int | None, secure: bool, rank: int = 0, world: int = 1, device: torch.device | None = None
+) -> tuple[dict[str, torch.Generator], bool]:
     """Random sources: Poisson sampler, DP noise, latent vectors, fixed preview latents, initial weights.
 
     Returns the generators and whether the run is seeded (resumable bit-exactly).  In
@@ -167,7 +169,10 @@ def _generators(seed: int | None, secure: bool, rank: int = 0, world: int = 1) -
     """
     seeded = seed is not None and not secure
     roots = np.random.SeedSequence(seed if seeded else secrets.randbits(128)).generate_state(5, dtype=np.uint64)
-    generators = {name: torch.Generator().manual_seed(int(value) >> 1) for name, value in zip(("sampler", "noise", "latent", "preview", "init"), roots)}
+    names = ("sampler", "noise", "latent", "preview", "init")
+    generators = {name: torch.Generator().manual_seed(int(value) >> 1) for name, value in zip(names, roots)}
+    # Opacus draws the noise on the parameters' device, so its generator must live there too.
+    generators["noise"] = torch.Generator(device=device or "cpu").manual_seed(int(roots[1]) >> 1)
     if world > 1:
         # Each process samples its own patients and draws its own fake volumes; the
         # generator steps use the shared "latent" stream so the replicas stay identical.
@@ -251,7 +256,7 @@ def train_gan(
     if dp and main:
         ledger.check_budget(key, plan.epsilon.epsilon, privacy.cohort_budget, run_id=run_id, delta=plan.delta)
 
-    generators, seeded = _generators(train.seed, privacy.secure_mode, rank=rank, world=world)
+    generators, seeded = _generators(train.seed, privacy.secure_mode, rank=rank, world=world, device=device)
     with torch.random.fork_rng(devices=[]):
         # Initial weights come from the run's own seed, not from whatever the process drew before.
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generators["init"])))
