@@ -1,11 +1,12 @@
 """Build a deterministic simulated cohort from the ICBM152 template.
 
 Each patient is the template under a random affine and smooth deformation, optionally
-with a white-matter lesion (the condition label) and a canary; each of its scans adds
+with a white-matter lesion (the condition label) and a canary.  Each of its scans adds
 its own bias field, gain and Rician noise.  All randomness comes from generators seeded
-by ``(seed, role, patient, scan)``, so the same specification writes the same bytes, and
-a patient does not change when unrelated options (the number of canaries, say) change
-how many random numbers other patients use.
+by ``(seed, role, patient, scan)``, so the same specification writes the same bytes.  A
+patient's deformation and lesion geometry depend only on the seed and its index, so
+they stay the same when the cohort grows or gets more canaries (its split and label
+may change, because those are drawn for the whole cohort).
 
 The folder written::
 

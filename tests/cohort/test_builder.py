@@ -183,3 +183,11 @@ def test_build_failure_leaves_nothing(tmp_path: Path) -> None:
 def test_spec_rejects(options: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         CohortSpec.parse(n_patients=4, seed=0, **options)
+
+
+def test_patient_anatomy_independent_of_size() -> None:
+    small = plan_cohort(CohortSpec.parse(n_patients=10, seed=1, grid=16))[3]
+    large = plan_cohort(CohortSpec.parse(n_patients=20, seed=1, grid=16, n_canaries=2))[3]
+    assert np.array_equal(small.warp.control_mm, large.warp.control_mm)
+    assert np.array_equal(small.warp.matrix, large.warp.matrix)
+    assert np.array_equal(small.scans[0].bias_coefficients, large.scans[0].bias_coefficients)
