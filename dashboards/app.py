@@ -34,9 +34,9 @@ PAGES = ("Runs", "Scan viewer", "Review queue", "Reader study")
 
 
 def _initial(name: str, options: list[str]) -> None:
-    # A query parameter selects the first view; after that the widget owns the value.
+    # A query parameter selects the view while the widget has no value of its own.
     value = st.query_params.get(name)
-    if name not in st.session_state and value in options:
+    if st.session_state.get(name) not in options and value in options:
         st.session_state[name] = value
 
 
@@ -63,6 +63,8 @@ def main() -> None:
     _initial("page", list(PAGES))
     run = st.sidebar.selectbox("Run", names, key="run")
     page = st.sidebar.radio("Page", PAGES, key="page")
+    # The address bar follows the selection, so a reload or a shared link opens the same view.
+    st.query_params.update(run=run, page=page)
 
     try:
         run_dir = resolve_inside(runs_root, run)
@@ -85,9 +87,10 @@ def main() -> None:
             st.info("This run has no synthetic scans.")
             st.stop()
         scan_param = st.query_params.get("scan")
-        if "viewer_scan" not in st.session_state and scan_param in files:
+        if st.session_state.get("viewer_scan") not in files and scan_param in files:
             st.session_state["viewer_scan"] = scan_param
         file = st.selectbox("Synthetic scan", files, key="viewer_scan")
+        st.query_params["scan"] = file
         render_viewer(context, identity, file)
     elif page == "Review queue":
         st.title("Review queue")

@@ -135,6 +135,8 @@ def capture(
                     raise TimeoutError(f"{url}: {what} did not appear within {timeout_s:.0f} s")
 
                 if sign_in is not None:
+                    # Typing while the first script run is still going would interrupt it.
+                    wait_for(f"document.querySelector('input[aria-label=\"Reviewer name\"]') !== null && !({_RUNNING_JS})", "the idle sign-in form")
                     for label, text in zip(("Reviewer name", "Password"), sign_in):
                         selector = f'input[aria-label="{label}"]'
                         wait_for(f"document.querySelector('{selector}') !== null", f"the {label} field")
@@ -154,7 +156,10 @@ def capture(
                         break
                     time.sleep(0.25)
                 else:
-                    raise TimeoutError(f"{url} showed {loaded} loaded images after {timeout_s:.0f} s; expected {min_images}")
+                    # Keep what the page showed, so a timeout can be diagnosed.
+                    failed = Path(output).with_suffix(".timeout.png")
+                    failed.write_bytes(base64.b64decode(call("Page.captureScreenshot", {"format": "png"}, session)["data"]))
+                    raise TimeoutError(f"{url} showed {loaded} loaded images after {timeout_s:.0f} s; expected {min_images} (page saved to {failed})")
                 time.sleep(0.5)  # let the last layout pass settle
                 data = call("Page.captureScreenshot", {"format": "png"}, session)["data"]
         finally:

@@ -42,7 +42,7 @@ def _show_item(context: RunContext, item) -> None:
     if item.truth == "synthetic":
         modality = scan_modality(context.report, item.reference)[0]
     else:
-        # A real scan normalised with the wrong modality would look different and give the answer away.
+        # A real scan normalised with the wrong modality would look different and reveal which scans are real.
         partner = holdout_partner(context.path, item.reference)
         modality = real_scan_modality(context.path, item.reference) or (scan_modality(context.report, partner)[0] if partner else modality_of(context.report))
     if item.truth == "synthetic":

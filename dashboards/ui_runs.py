@@ -62,8 +62,8 @@ def _metric_table(section: dict) -> list[dict]:
     """Flatten a report section into rows of metric, comparison, value with interval, and note.
 
     Metrics are either ``{value, ci_low, ci_high}`` dicts or dicts of comparisons
-    (``synthetic_vs_train``, ``holdout_vs_train``) holding such values; the holdout
-    comparison is the noise floor a synthetic value is read against.
+    (``synthetic_vs_train``, ``holdout_vs_train``) that hold such values.  The holdout
+    comparison is the noise floor that a synthetic value is read against.
     """
     rows = []
     for name, value in section.items():

@@ -64,7 +64,7 @@ def test_scan_viewer_screenshot(tmp_path: Path) -> None:
         _wait_healthy(port, process)
         output = tmp_path / "viewer.png"
         url = f"http://127.0.0.1:{port}/?page=Scan+viewer&scan=syn-0001.nii.gz"
-        loaded = capture(url, output, min_images=6, width=1400, height=1500, timeout_s=180.0, sign_in=("ana", "ana-password-1"))
+        loaded = capture(url, output, min_images=6, width=1400, height=1500, timeout_s=300.0, sign_in=("ana", "ana-password-1"))
     finally:
         process.terminate()
         process.wait(timeout=20)
