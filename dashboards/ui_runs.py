@@ -9,7 +9,8 @@ from pathlib import Path
 import streamlit as st
 from ui_common import RunContext, format_interval, similarity_threshold
 
-from medgan.review.approvals import flagged_files
+from medgan.review.approvals import audit_log_path, flagged_files, scan_states
+from medgan.review.audit import AuditLog
 from medgan.review.registry import Identity
 from medgan.review.trainlog import read_safe_curves
 
@@ -112,6 +113,25 @@ def _similarity_histogram(report: dict) -> None:
     plt.close(figure)
 
 
+def _review_summary(context: RunContext) -> None:
+    """Show the audit log's state and how many scans are approved, rejected or pending."""
+    log = AuditLog(audit_log_path(context.path))
+    if not log.exists():
+        st.caption("No decisions recorded yet.")
+        return
+    problems = log.verify()
+    if problems:
+        st.error(f"The audit log failed verification, so none of its decisions count: {'; '.join(problems[:3])}")
+        return
+    n_rows = len(log.rows())
+    st.success(f"Audit log intact: {n_rows} decision{'' if n_rows == 1 else 's'}, last hash {log.last_hash()[:16]}…")
+    if context.evaluation_id:
+        counts: dict[str, int] = {}
+        for state in scan_states(context.path, context.evaluation_id, context.report):
+            counts[state.status] = counts.get(state.status, 0) + 1
+        st.markdown(" · ".join(f"{status}: {count}" for status, count in sorted(counts.items())))
+
+
 def render_run(context: RunContext, identity: Identity | None) -> None:
     """Show one run's report sections."""
     report = context.report
@@ -154,6 +174,9 @@ def render_run(context: RunContext, identity: Identity | None) -> None:
             st.caption("Generator loss and privacy spent only; discriminator losses on real scans are not shown.")
         else:
             st.caption("No training log.")
+
+    st.markdown("#### Review")
+    _review_summary(context)
 
     with st.expander("Configuration"):
         st.code(json.dumps(report.get("config") or {}, indent=2), language="json")

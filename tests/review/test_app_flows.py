@@ -254,3 +254,17 @@ def test_scan_modality_from_labels(labels: dict, expected: str) -> None:
 
     report = {"synthetic": [{"file": "syn-0000.nii.gz", "labels": labels, "sha256": "0" * 64}]}
     assert scan_modality(report, "syn-0000.nii.gz")[0] == expected
+
+
+def test_viewer_offers_no_download(app_env: Path) -> None:
+    app = _open(_sign_in(_start(), "ana"), "Scan viewer")
+    assert len(app.get("image")) == 6
+    assert len(app.get("download_button")) == 0
+
+
+def test_runs_page_review_summary(app_env: Path) -> None:
+    app = _open(_sign_in(_start(), "ana"), "Review queue")
+    _decide(app, "syn-0000.nii.gz", "approve", "anatomy plausible")
+    runs = _open(app, "Runs")
+    assert any("Audit log intact: 1 decision," in element.value for element in runs.success)
+    assert any("approved: 1 · pending: 2" in element.value for element in runs.markdown)
