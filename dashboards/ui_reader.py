@@ -8,7 +8,7 @@ from ui_common import RunContext, modality_of, scan_modality, synthetic_key
 from ui_viewer import load_real_display
 
 from medgan.errors import MedganError
-from medgan.review.reader_study import plan_study, reader_scores, record_guess
+from medgan.review.reader_study import StudyItem, plan_study, reader_scores, record_guess
 from medgan.review.real_scans import holdout_partner, real_scan_modality, scan_ids_in_split
 from medgan.review.registry import Identity
 from medgan.review.volumes import PLANES, plane_length, window_bounds
@@ -38,26 +38,29 @@ def _submit(context: RunContext, identity: Identity) -> None:
     study["position"] += 1
 
 
-def _show_item(context: RunContext, item) -> None:
+def _show_item(context: RunContext, item: StudyItem, position: int) -> None:
     if item.truth == "synthetic":
         modality = scan_modality(context.report, item.reference)[0]
+        key = synthetic_key(context, item.reference)
+        volume = cached_volume(key.path, key.size, key.mtime_ns, key.sha256)
+        low, high = cached_window(key.path, key.size, key.mtime_ns, key.sha256, modality, AUTO_WINDOW)
     else:
         # A real scan normalised with the wrong modality would look different and reveal which scans are real.
         partner = holdout_partner(context.path, item.reference)
         modality = real_scan_modality(context.path, item.reference) or (scan_modality(context.report, partner)[0] if partner else modality_of(context.report))
-    if item.truth == "synthetic":
-        key = synthetic_key(context, item.reference)
-        volume = cached_volume(key.path, key.size, key.mtime_ns, key.sha256)
-        low, high = cached_window(key.path, key.size, key.mtime_ns, key.sha256, modality, AUTO_WINDOW)
-        images = [cached_slice_png(key.path, key.size, key.mtime_ns, key.sha256, plane, plane_length(volume.array.shape, plane) // 2, low, high) for plane in PLANES]
-    else:
         volume = load_real_display(context, item.reference, modality)
         if volume is None:
             return
         low, high = window_bounds(volume.array, modality, AUTO_WINDOW)
-        images = [encode_png(volume, plane, plane_length(volume.array.shape, plane) // 2, low, high) for plane in PLANES]
     # Captions carry no file name or id, so nothing on screen reveals whether a scan is real.
-    for column, image, plane in zip(st.columns(3), images, PLANES):
+    for column, plane in zip(st.columns(3), PLANES):
+        length = plane_length(volume.array.shape, plane)
+        # Keys include the position, so each scan opens at its middle slices.
+        index = column.slider(plane.capitalize(), 0, length - 1, length // 2, key=f"study_{position}_{plane}")
+        if item.truth == "synthetic":
+            image = cached_slice_png(key.path, key.size, key.mtime_ns, key.sha256, plane, index, low, high)
+        else:
+            image = encode_png(volume, plane, index, low, high)
         column.image(image, caption=plane, width=320)
 
 
@@ -78,7 +81,7 @@ def render_reader_study(context: RunContext, identity: Identity | None) -> None:
         st.button("Start another study", key="study_restart", on_click=_start, args=(context,))
     else:
         st.markdown(f"Scan {study['position'] + 1} of {len(study['items'])}: is it real or synthetic?")
-        _show_item(context, study["items"][study["position"]])
+        _show_item(context, study["items"][study["position"]], study["position"])
         st.radio("Your guess", ["real", "synthetic"], key="study_guess", horizontal=True)
         st.slider("Confidence (1 = guessing, 5 = certain)", 1, 5, 3, key="study_confidence")
         st.button("Submit guess", key="study_submit", on_click=_submit, args=(context, identity))

@@ -136,8 +136,11 @@ def test_queue_reviewer_cannot_override(app_env: Path) -> None:
 def test_reader_study_records_guesses(app_env: Path) -> None:
     app = _open(_sign_in(_start(), "ana"), "Reader study")
     app.button(key="study_start").click().run()
+    app.slider(key="study_0_axial").set_value(2).run()
+    assert not app.exception
     for _ in range(4):  # one holdout scan and three synthetic scans
         assert len(app.get("image")) == 3
+        assert {image.proto.imgs[0].caption for image in app.get("image")} == {"axial", "coronal", "sagittal"}
         app.radio(key="study_guess").set_value("synthetic")
         app.button(key="study_submit").click().run()
         assert not app.exception
