@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -91,10 +92,35 @@ def dashboard(runs: Path, port: int, host: str, registry: Path | None, secrets: 
     command = streamlit_command(app, host, port, secrets.resolve() if secrets is not None else None)
     click.echo(f"medgan dashboard on http://{host}:{port} (runs: {runs})", err=True)
     process = subprocess.Popen(command, env=environment)
+    # Without this, a SIGTERM to medgan would end it and leave Streamlit serving scans.
+    previous = {number: signal.signal(number, _raise_stop) for number in (signal.SIGTERM, signal.SIGHUP)}
     try:
         code = process.wait()
-    except KeyboardInterrupt:
-        process.terminate()
-        code = process.wait()
-    if code not in (0, -15):
+    except (KeyboardInterrupt, _StopRequested):
+        _stop(process)
+        return
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if code not in (0, -signal.SIGTERM):
         raise click.ClickException(f"streamlit exited with status {code}")
+
+
+class _StopRequested(Exception):
+    """Raised in the main thread by a SIGTERM or SIGHUP handler."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _StopRequested(signum)
+
+
+def _stop(process: subprocess.Popen, timeout_s: float = 15.0) -> None:
+    """Stop Streamlit with SIGTERM, then SIGKILL if it has not exited after ``timeout_s``."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        logger.warning("streamlit did not stop within %.0f s of SIGTERM; killing it", timeout_s)
+        process.kill()
+        process.wait()
