@@ -37,8 +37,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ENCODER_NAME = "medgan-encoder3d"
-ENCODER_VERSION = "1"
-SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "encoder3d-v1.safetensors"
+ENCODER_VERSION = "2"
+SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "encoder3d-v2.safetensors"
 CHANNELS = (16, 32, 64, 128)
 FEATURE_DIM = CHANNELS[-1]
 
