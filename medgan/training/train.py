@@ -325,20 +325,13 @@ def train_gan(
             values.update(trainer.discriminator_step(real.to(device), real_labels.to(device), fake, fake_labels))
             values.update(trainer.generator_step(train.generator_batch_size))
             bar.update(1)
-            if not main:
-                continue
-            monitor.record(step, values)
-            bar.set_postfix(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}", refresh=False)
-            if step % train.sample_every == 0 or step == total_steps:
-                with torch.no_grad():
-                    trainer.generator.eval()
-                    image = slice_grid(trainer.generator(preview_z, preview_labels))
-                    trainer.generator.train()
-                monitor.image(step, image, layout.samples / f"step-{step:06d}.png")
-                if dp and monitor.writer is not None:
+            if main:
+                bar.set_postfix(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}", refresh=False)
+                _write_step_outputs(step, values, trainer, monitor, layout, train, total_steps, preview_z, preview_labels)
+                if dp and monitor.writer is not None and step % train.sample_every == 0:
                     monitor.writer.add_scalar("privacy/epsilon_spent_rdp_bound", _quick_epsilon(counted, plan), step)
-            if step % train.checkpoint_every == 0 or step == total_steps:
-                save_checkpoint(layout.checkpoints, _snapshot(step, trainer, generators, seeded=seeded))
+                if step % train.checkpoint_every == 0 or step == total_steps:
+                    save_checkpoint(layout.checkpoints, _snapshot(step, trainer, generators, seeded=seeded))
             if stop_after is not None and step >= stop_after:
                 break
     finally:
@@ -389,6 +382,27 @@ def train_gan(
         step - start, loop_s, loop_s / max(1, step - start), wall_s, device,
     )
     return TrainResult(layout.generator, section, step, wall_s, str(device), warnings_seen)
+
+
+def _write_step_outputs(
+    step: int,
+    values: dict[str, Any],
+    trainer: Any,
+    monitor: TrainingMonitor,
+    layout: RunLayout,
+    train: Any,
+    total_steps: int,
+    preview_z: torch.Tensor,
+    preview_labels: torch.Tensor,
+) -> None:
+    """Log one step's values and, every ``train.sample_every`` steps, save a sample slice image."""
+    monitor.record(step, values)
+    if step % train.sample_every == 0 or step == total_steps:
+        with torch.no_grad():
+            trainer.generator.eval()
+            image = slice_grid(trainer.generator(preview_z, preview_labels))
+            trainer.generator.train()
+        monitor.image(step, image, layout.samples / f"step-{step:06d}.png")
 
 
 def _quick_epsilon(steps: int, plan: Any) -> float:
