@@ -22,8 +22,8 @@ __all__ = ["evaluate_sets", "ScanLike"]
 
 logger = logging.getLogger(__name__)
 
-# A holdout scan this close to a training scan is the same image (a duplicated file or
-# the same acquisition under two ids); calibrating on it would drive the copy threshold
+# A holdout scan this close to a training scan is the same image, for example a duplicated
+# file or one acquisition under two ids. Calibrating on it would drive the copy threshold
 # to zero and hide every copy, so it is left out and listed.
 DUPLICATE_DISTANCE = 1e-4
 

@@ -13,7 +13,7 @@ grid. The search runs in two stages so it stays fast for thousands of volumes:
 2. **Alignment.** Volumes are resized to ``align_grid`` and smoothed with a Gaussian
    whose sigma is ``smoothing_fraction`` of the grid (2 voxels at 32). Noise,
    resampling and slight deformations then do not hide a copy, while the anatomy that
-   tells two patients apart survives. The query and its left-right flip are
+   distinguishes two patients survives. The query and its left-right flip are
    cross-correlated with each candidate by FFT. The peak within ``max_shift_fraction``
    of the grid is the normalised cross-correlation (NCC) at the best shift. NCC is
    unchanged by an intensity rescaling ``a * x + b`` with ``a > 0``, so rescaled copies
