@@ -301,7 +301,10 @@ def data_copying_test(
     counts = {"holdout": int(len(holdout_distances)), "synthetic": int(len(synthetic_distances)), "min_total": min_total}
     if len(holdout_distances) < min_total or len(synthetic_distances) < min_total:
         return not_computable(f"the data-copying test needs at least {min_total} holdout and synthetic scans", counts)
-    cells = int(max(1, min(10, len(holdout_distances) // 10, len(train_features) // 5)))
+    distinct = len(np.unique(np.round(train_features, 8), axis=0))
+    # k-means++ needs at least as many distinct training points as cells (a collapsed
+    # feature set has one), else its seeding divides by zero.
+    cells = int(max(1, min(10, len(holdout_distances) // 10, len(train_features) // 5, distinct)))
     if cells > 1:
         scale = train_features.std(axis=0) + 1e-8
         centroids, _ = kmeans2(train_features / scale, cells, seed=rng, minit="++")

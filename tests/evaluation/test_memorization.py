@@ -175,3 +175,10 @@ def test_simulated_cohort_copy_flagged(simulated_cohort_search, kind):
 def test_simulated_cohort_unrelated_not_flagged(simulated_cohort_search):
     match, threshold = simulated_cohort_search
     assert np.all(match.distance[len(COPIES) :] >= threshold["distance_threshold"])
+
+
+def test_data_copying_identical_train_features_finite():
+    rng = np.random.default_rng(3)
+    features = np.ones((60, 4))  # a collapsed feature set: one distinct point
+    result = data_copying_test(features, features[:30], features[:30], rng.uniform(0, 1, 30), rng.uniform(0, 1, 30), rng=rng)
+    assert np.isfinite(result["value"])
