@@ -28,23 +28,28 @@ _COLLAPSE_RATIO = 0.1
 
 
 def slice_grid(volumes: torch.Tensor) -> np.ndarray:
-    """Middle axial slice of each volume (B, 1, G, G, G), side by side; returns (G, B*G) in [0, 1]."""
+    """Return the middle axial slice of each volume (B, 1, G, G, G) side by side, as (G, B*G) in [0, 1].
+
+    Each slice follows the neurological convention for RAS+ data: the patient's right (+x) on
+    the image's right and anterior (+y) up.
+    """
     volumes = volumes.detach().float().cpu()
     middle = volumes.shape[-1] // 2
-    slices = volumes[:, 0, :, :, middle]  # (B, G, G)
-    row = torch.cat(list(slices), dim=1)  # (G, B*G)
+    slices = volumes[:, 0, :, :, middle].transpose(1, 2).flip(1)  # (B, X, Y) -> (B, Y, X), anterior up
+    row = torch.cat(list(slices), dim=1)  # (Y, B*X)
     return ((row.clamp(-1, 1) + 1) / 2).numpy()
 
 
-def save_slice_png(image: np.ndarray, path: Path) -> None:
-    """Write a grey-scale image in [0, 1] as PNG, atomically."""
+def save_slice_png(image: np.ndarray, path: Path, scale: int = 4) -> None:
+    """Write a grey-scale image in [0, 1] as PNG, enlarged ``scale`` times (nearest), atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    enlarged = np.kron(image, np.ones((scale, scale)))
     with atomic_path(path) as temporary:
-        plt.imsave(temporary, image.T[::-1], cmap="gray", vmin=0.0, vmax=1.0, format="png")
+        plt.imsave(temporary, enlarged, cmap="gray", vmin=0.0, vmax=1.0, format="png")
 
 
 class TrainingMonitor:

@@ -87,6 +87,7 @@ def _index_cohort(prepared: Any, grid: int) -> _Cohort:
     if not names:
         raise ConfigError("the cohort has no label column; the conditional GAN needs at least one (for example scan_type)")
     values = {name: list(prepared.label_values[name]) for name in names}
+
     by_patient: dict[str, list[int]] = defaultdict(list)
     rows = []
     for index, scan in enumerate(scans):
@@ -102,6 +103,7 @@ def _index_cohort(prepared: Any, grid: int) -> _Cohort:
             row.append(values[name].index(value))
         rows.append(row)
         by_patient[scan.patient_id].append(index)
+
     modalities = sorted({str(scan.modality) for scan in scans})
     by_condition: dict[tuple[str, ...], set[str]] = defaultdict(set)
     for scan in scans:
@@ -112,6 +114,7 @@ def _index_cohort(prepared: Any, grid: int) -> _Cohort:
             f"label combination(s) {mixed} mix CT and MR scans, so synthetic volumes of that condition have no "
             "intensity unit; add a label column that separates the modalities (for example scan_type)"
         )
+
     return _Cohort(
         arrays=[np.asarray(scan.array, dtype=np.float32) for scan in scans],
         labels=torch.tensor(rows, dtype=torch.long),
