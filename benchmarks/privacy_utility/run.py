@@ -68,17 +68,20 @@ class Profile:
 
 
 PROFILES = {
-    # Minutes on a laptop: shows every stage and output, numbers are not meaningful.
+    # Shows every stage and output; 20 steps are too few for meaningful numbers.  Took
+    # 525 s in all on a shared 2-core CPU machine.
     "quick": Profile(
         grid=16, candidates=(200,), steps=20, batch_size=16, generator_batch_size=16, n_per_condition=20,
         canary_share=0.01, n_bootstrap=30, utility_epochs=10, device="cpu", max_noise_to_signal=1.0,
     ),
-    # About an hour on 2 CPU cores (estimate): thousands of patients at 16^3, where the
-    # noise arithmetic is kinder than hundreds of patients at 32^3.
+    # Thousands of patients at 16^3, where the noise arithmetic is kinder than hundreds
+    # at 32^3.  Estimated at about an hour on 2 free CPU cores, scaled from the quick
+    # profile's stage times (20 DP steps of 16 patients took 55 s); not yet run in full.
     "cpu": Profile(
-        grid=16, candidates=(1000, 2000, 4000), steps=150, batch_size=64, generator_batch_size=32, n_per_condition=100,
+        grid=16, candidates=(1000, 2000, 4000), steps=100, batch_size=32, generator_batch_size=16, n_per_condition=50,
         canary_share=0.005, n_bootstrap=100, utility_epochs=20, device="cpu", max_noise_to_signal=0.05,
     ),
+    # NOTE: the GPU profiles have not been run; their sizes are a starting point.
     "gpu64": Profile(
         grid=64, candidates=(2000, 4000, 8000), steps=2000, batch_size=128, generator_batch_size=32, n_per_condition=200,
         canary_share=0.005, n_bootstrap=200, utility_epochs=30, device="cuda", max_noise_to_signal=0.03,
