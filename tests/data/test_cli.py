@@ -8,7 +8,7 @@ import json
 import nibabel as nib
 import numpy as np
 from click.testing import CliRunner
-from ingest_fixtures import save_nifti, write_series
+from .ingest_fixtures import save_nifti, write_series
 
 from medgan.cli.main import cli
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ingest_fixtures import save_nifti, write_series
+from .ingest_fixtures import save_nifti, write_series
 
 import medgan.data.dataset as dataset_module
 from medgan.data.config import DataConfig, PreprocessConfig

@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 import pytest
-from ingest_fixtures import AXIAL, CORONAL, SAGITTAL, lps_to_ras, make_slice, write, write_series
+from .ingest_fixtures import AXIAL, CORONAL, SAGITTAL, lps_to_ras, make_slice, write, write_series
 
 from medgan.data.reader import load_volume
 from medgan.errors import InputError

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pydicom
 import pytest
-from ingest_fixtures import make_slice, write, write_series
+from .ingest_fixtures import make_slice, write, write_series
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000Lossless, JPEGLosslessSV1, MRImageStorage, RLELossless

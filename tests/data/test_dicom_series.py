@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pydicom
 import pytest
-from ingest_fixtures import make_slice, write, write_series
+from .ingest_fixtures import make_slice, write, write_series
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     BasicTextSRStorage,

@@ -8,7 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from ingest_fixtures import save_nifti
+from .ingest_fixtures import save_nifti
 
 from medgan.data.reader import load_volume
 from medgan.errors import InputError

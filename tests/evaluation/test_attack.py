@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from phantoms import make_phantoms
+from .phantoms import make_phantoms
 
 from medgan.evaluation.attack import membership_attack
 from medgan.evaluation.memorization import nearest_references

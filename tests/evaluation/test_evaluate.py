@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from phantoms import make_phantoms
+from .phantoms import make_phantoms
 
 from medgan.errors import InputError
 from medgan.evaluation import EvaluationConfig, evaluate_sets

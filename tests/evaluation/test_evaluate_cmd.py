@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from phantoms import make_phantoms
+from .phantoms import make_phantoms
 
 from medgan.cli.main import cli
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from phantoms import make_phantoms
+from .phantoms import make_phantoms
 
 from medgan.errors import InputError
 from medgan.evaluation.encoder import load_extractor

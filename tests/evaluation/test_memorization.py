@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from phantoms import make_phantoms
+from .phantoms import make_phantoms
 from scipy import ndimage
 
 from medgan.errors import InputError

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from phantoms import make_phantoms
+from .phantoms import make_phantoms
 
 from medgan.evaluation.utility import utility_section
 

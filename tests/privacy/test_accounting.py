@@ -9,7 +9,7 @@ from opacus.accountants import PRVAccountant, RDPAccountant
 
 from medgan.errors import PrivacyError
 from medgan.privacy.accounting import RDP_ORDERS, TargetUnreachableError, compute_epsilon, noise_for_target
-from privacy_oracles import gaussian_epsilon, rdp_epsilon
+from .privacy_oracles import gaussian_epsilon, rdp_epsilon
 
 DELTA = 1e-5
 INTEGER_ORDERS = [int(order) for order in RDP_ORDERS if float(order).is_integer()]

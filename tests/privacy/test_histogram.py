@@ -9,7 +9,7 @@ from medgan.errors import PrivacyError
 from medgan.privacy.accounting import compute_epsilon
 from medgan.privacy.histogram import dp_label_histogram
 
-from privacy_oracles import gaussian_epsilon
+from .privacy_oracles import gaussian_epsilon
 
 
 def test_scans_of_one_patient_weigh_one():

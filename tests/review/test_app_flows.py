@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import EVALUATION_ID
+from .conftest import EVALUATION_ID
 from streamlit.testing.v1 import AppTest
 
 from medgan.review.approvals import approved_hashes, scan_states

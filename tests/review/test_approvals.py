@@ -5,7 +5,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import EVALUATION_ID, write_volume
+from .conftest import EVALUATION_ID, write_volume
 
 from medgan.errors import ReviewError
 from medgan.review.approvals import approved_hashes, audit_log_path, record_decision, scan_states

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import EVALUATION_ID
+from .conftest import EVALUATION_ID
 
 from medgan.cli.main import cli
 from medgan.review.approvals import audit_log_path, record_decision

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_run
+from .conftest import make_run
 from PIL import Image
 
 from medgan.review.registry import ReviewerRegistry

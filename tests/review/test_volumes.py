@@ -5,7 +5,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import write_volume
+from .conftest import write_volume
 
 from medgan.errors import InputError
 from medgan.review.volumes import load_display_volume, slice_plane, to_uint8, volume_key, window_bounds
