@@ -255,10 +255,12 @@ def train_gan(
             "stays secret; use privacy.secure_mode=true for a release."
         )
     run_id = _run_id(layout) if main else ""
-    key = _cohort_key(config) if dp and main else None
+    key, members = _cohort_key(config) if dp and main else (None, [])
     ledger = CohortLedger(privacy.ledger_dir) if dp and main else None
     if dp and main:
-        ledger.check_budget(key, plan.epsilon.epsilon, privacy.cohort_budget, run_id=run_id, delta=plan.delta)
+        # members charges cohorts that share scans with this one, so adding a scan to a
+        # manifest does not open a fresh budget for the patients already in it.
+        ledger.check_budget(key, plan.epsilon.epsilon, privacy.cohort_budget, run_id=run_id, delta=plan.delta, members=members)
 
     generators, seeded = _generators(train.seed, privacy.secure_mode, rank=rank, world=world, device=device)
     with torch.random.fork_rng(devices=[]):
@@ -365,8 +367,12 @@ def train_gan(
     if dp:
         # privacy_section recomputed epsilon from the step log; the ledger is charged that value.
         epsilon = section["epsilon"] if section["epsilon"] is not None else math.inf
-        ledger.record_run(key, run_id, epsilon, plan.delta, section["accountant"])
-        section["cohort_epsilon_total"] = ledger.spent(key)
+        ledger.record_run(key, run_id, epsilon, plan.delta, section["accountant"], members=members)
+        total = ledger.spent(key)
+        # JSON has no infinity: an unbounded cohort total is written as null with a warning.
+        section["cohort_epsilon_total"] = total if math.isfinite(total) else None
+        if not math.isfinite(total):
+            section["warnings"].append("The cohort's cumulative epsilon is infinite: a run on this cohort had no privacy bound.")
     statement = {key_: section.get(key_) for key_ in ("private", "epsilon", "delta", "accountant", "unit", "steps")}
     save_generator(
         trainer.generator,
@@ -435,8 +441,8 @@ def _run_id(layout: RunLayout) -> str:
     return run_id
 
 
-def _cohort_key(config: PipelineConfig) -> str:
-    """Ledger key of the cohort: hashes of the manifest and of every scan it lists (both splits).
+def _cohort_key(config: PipelineConfig) -> tuple[str, list[str]]:
+    """Return the cohort's ledger key and the content hashes of every scan it lists (both splits).
 
     The key covers the whole manifest, not only the train split, so a run with another
     holdout fraction on the same patients is charged to the same cohort.
@@ -450,7 +456,7 @@ def _cohort_key(config: PipelineConfig) -> str:
     with open(manifest, newline="", encoding="utf-8-sig") as stream:
         paths = [row["path"] for row in csv.DictReader(stream) if row.get("path")]
     hashes = [source_digest((manifest.parent / path) if not Path(path).is_absolute() else Path(path)) for path in paths]
-    return cohort_key(sha256_file(manifest), hashes)
+    return cohort_key(sha256_file(manifest), hashes), hashes
 
 
 def _snapshot(step: int, trainer: Any, generators: dict[str, torch.Generator], *, seeded: bool) -> dict[str, Any]:
