@@ -53,14 +53,19 @@ def main() -> None:
         st.error(str(error))
         st.stop()
 
+    # Query parameters are read before any widget is drawn: typing into the sign-in form
+    # interrupts the first script run, and the requested view must not be lost with it.
+    _initial("run", names)
+    _initial("page", list(PAGES))
+    if "requested_scan" not in st.session_state:
+        st.session_state["requested_scan"] = st.query_params.get("scan")
+
     st.sidebar.title("medgan review")
     identity = sign_in_sidebar(ReviewerRegistry())
     if not names:
         st.info(f"No runs with a report.json under {runs_root.name}/ yet.")
         st.stop()
 
-    _initial("run", names)
-    _initial("page", list(PAGES))
     run = st.sidebar.selectbox("Run", names, key="run")
     page = st.sidebar.radio("Page", PAGES, key="page")
     # The address bar follows the selection, so a reload or a shared link opens the same view.
@@ -86,9 +91,9 @@ def main() -> None:
         if not files:
             st.info("This run has no synthetic scans.")
             st.stop()
-        scan_param = st.query_params.get("scan")
-        if st.session_state.get("viewer_scan") not in files and scan_param in files:
-            st.session_state["viewer_scan"] = scan_param
+        requested = st.session_state.get("requested_scan")
+        if st.session_state.get("viewer_scan") not in files and requested in files:
+            st.session_state["viewer_scan"] = requested
         file = st.selectbox("Synthetic scan", files, key="viewer_scan")
         st.query_params["scan"] = file
         render_viewer(context, identity, file)

@@ -79,11 +79,14 @@ def capture(
     timeout_s: float = 60.0,
     chromium: str = CHROMIUM,
     sign_in: tuple[str, str] | None = None,
+    click_labels: tuple[str, ...] = (),
 ) -> int:
     """Open ``url`` in headless Chromium, wait for ``min_images`` loaded images, save a PNG.
 
     ``sign_in`` is a ``(name, password)`` pair typed into the sidebar's local sign-in
     form first, in the same browser session, so the capture shows reviewer-only content.
+    ``click_labels`` are widget labels clicked next (a radio option such as
+    ``"Scan viewer"``), so the view does not depend on the URL's query parameters alone.
 
     Returns:
         the number of loaded images at capture time.
@@ -147,6 +150,11 @@ def capture(
                         time.sleep(0.5)
                     call("Runtime.evaluate", {"expression": "Array.from(document.querySelectorAll('button')).find(b => b.innerText.trim() === 'Sign in').click()"}, session)
                     wait_for("document.body.innerText.includes('Signed in as')", "the signed-in message")
+                for text in click_labels:
+                    finder = f"Array.from(document.querySelectorAll('label')).find(l => l.innerText.trim() === {json.dumps(text)})"
+                    wait_for(f"{finder} !== undefined", f"the {text!r} control")
+                    call("Runtime.evaluate", {"expression": f"{finder}.click()"}, session)
+                    time.sleep(0.5)
                 deadline = time.monotonic() + timeout_s
                 loaded = 0
                 while time.monotonic() < deadline:

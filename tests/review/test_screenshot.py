@@ -54,7 +54,8 @@ def _wait_healthy(port: int, process: subprocess.Popen, timeout_s: float = 180.0
 def test_scan_viewer_screenshot(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     runs.mkdir()
-    make_run(runs, "chest-ct-dp", size=48, realistic=True)
+    # The flagged scan comes first, so the viewer opens on it even without query parameters.
+    make_run(runs, "chest-ct-dp", size=48, realistic=True, flagged=(0,))
     registry = tmp_path / "reviewers.json"
     ReviewerRegistry(registry).add("ana", "reviewer", "ana-password-1")
     port = _free_port()
@@ -63,8 +64,8 @@ def test_scan_viewer_screenshot(tmp_path: Path) -> None:
     try:
         _wait_healthy(port, process)
         output = tmp_path / "viewer.png"
-        url = f"http://127.0.0.1:{port}/?page=Scan+viewer&scan=syn-0001.nii.gz"
-        loaded = capture(url, output, min_images=6, width=1400, height=1500, timeout_s=300.0, sign_in=("ana", "ana-password-1"))
+        url = f"http://127.0.0.1:{port}/?page=Scan+viewer&scan=syn-0000.nii.gz"
+        loaded = capture(url, output, min_images=6, width=1400, height=1500, timeout_s=300.0, sign_in=("ana", "ana-password-1"), click_labels=("Scan viewer",))
     finally:
         process.terminate()
         process.wait(timeout=20)
