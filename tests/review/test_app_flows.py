@@ -72,7 +72,7 @@ def test_typed_name_is_not_identity(app_env: Path) -> None:
 
 
 def test_runs_page_marks_not_private(runs_dir: Path, app_env: Path) -> None:
-    from conftest import make_run
+    from .conftest import make_run
 
     make_run(runs_dir, "run-b", private=False)
     app = _start()
@@ -168,7 +168,7 @@ def test_oidc_configured_hides_password_form(app_env: Path) -> None:
 
 def test_changed_file_blocks_decision(app_env: Path) -> None:
     import numpy as np
-    from conftest import write_volume
+    from .conftest import write_volume
 
     write_volume(app_env / "synthetic" / "syn-0000.nii.gz", np.ones((16, 16, 16)))
     app = _open(_sign_in(_start(), "ana"), "Review queue")
@@ -195,7 +195,7 @@ def test_constant_volume_displays(runs_dir: Path, app_env: Path) -> None:
     import json
 
     import numpy as np
-    from conftest import write_volume
+    from .conftest import write_volume
 
     report_path = app_env / "report.json"
     report = json.loads(report_path.read_text())

@@ -69,7 +69,7 @@ def test_scan_viewer_screenshot(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=20)
-    assert loaded == 6
+    assert loaded >= 6
     pixels = np.asarray(Image.open(output).convert("L"))
     assert pixels.shape == (1500, 1400)
     # The scan images contribute many grey levels; an empty page has a handful.
