@@ -49,6 +49,9 @@ class SearchSettings:
     max_shift_fraction: float = 0.15
     smoothing_fraction: float = 1.0 / 16.0
     chunk_size: int = 64
+    blur_fractions: tuple[float, ...] = (1.0 / 32.0, 1.0 / 16.0, 3.0 / 32.0, 1.0 / 8.0)
+    blur_candidates: int = 2
+    blur_specificity: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class NearestMatch:
     similarity: np.ndarray
     flipped: np.ndarray
     shift: np.ndarray  # (Q, 3) voxels on the align grid
+    blur: np.ndarray | None = None  # (Q,) extra sigma (voxels on the align grid) applied to the reference; 0: none
 
     @property
     def distance(self) -> np.ndarray:
@@ -102,6 +106,32 @@ def _gaussian_transfer(grid: int, sigma: float):
     half = torch.fft.rfftfreq(grid)
     squared = full[:, None, None] ** 2 + full[None, :, None] ** 2 + half[None, None, :] ** 2
     return torch.exp(-2.0 * (np.pi * sigma) ** 2 * squared)
+
+
+def _blur_transfers(grid: int, fractions: tuple[float, ...]):
+    """Return the ``(L, g, g, g//2+1)`` transfer functions of the extra blurs tried in matched comparison."""
+    import torch
+
+    if not fractions:
+        return torch.zeros((0, grid, grid, grid // 2 + 1))
+    return torch.stack([_gaussian_transfer(grid, fraction * grid) for fraction in fractions])
+
+
+def _blurred_norms(fourier, transfers, grid: int):
+    """Return ``(B, L)`` L2 norms of the volumes whose half spectra are ``fourier`` after each blur.
+
+    Parseval on the half spectrum of ``rfftn``: bins of the last axis other than 0
+    and, for even grids, the Nyquist bin stand for two bins of the full spectrum.
+    """
+    import torch
+
+    weight = torch.full((grid // 2 + 1,), 2.0)
+    weight[0] = 1.0
+    if grid % 2 == 0:
+        weight[-1] = 1.0
+    power = fourier.abs() ** 2 * weight  # (B, a, a, a//2+1)
+    energy = torch.einsum("bxyz,lxyz->bl", power, transfers**2) / grid**3
+    return energy.clamp_min(0.0).sqrt()
 
 
 def _standardise(flat):
@@ -172,6 +202,69 @@ def _correlation_peaks(query_fourier, reference_fourier, grid: int, fraction: fl
     return torch.cat(peaks), torch.cat(positions)
 
 
+def _matched_blur(query_fourier, peaks, candidates, ref_fourier_all, ref_norms_all, transfers, grid: int, settings: SearchSettings):
+    """Stage three: compare each query with its best candidates blurred to its own sharpness.
+
+    A copy that was smoothed (a blurred training scan, or a generator that renders
+    detail softly) loses NCC against the sharp original, and the loss can be larger
+    than the gap between two patients of a homogeneous cohort. Blurring the candidate
+    by the same Gaussian undoes it: Gaussians compose, so a copy blurred by ``s``
+    voxels matches its source blurred by ``s`` almost exactly. The ``blur_candidates``
+    best distinct candidates of stage two are blurred at every level of
+    ``blur_fractions`` and correlated again at the best shift; NCC divides by the norm
+    of the blurred candidate.
+
+    Blurring also pulls any smooth scan, such as the cohort average, towards every
+    training scan. So a blurred comparison counts only where it singles out one
+    training scan: its distance ``1 - NCC`` is at most ``blur_specificity`` times that
+    of the runner-up candidate at the same level. A copy matches its source far better
+    than any other patient; an average matches all of them about equally.
+
+    Args:
+        query_fourier: ``(c, 2, a, a, a//2+1)`` spectra of the queries and their flips.
+        peaks: ``(c, 2, 2k)`` stage-two NCC of every query, flip and candidate.
+        candidates: ``(c, 2k)`` reference indices of the candidates.
+        ref_fourier_all: ``(R, a, a, a//2+1)`` conjugated reference spectra.
+        ref_norms_all: ``(R, L)`` norms of the references after each blur level.
+        transfers: ``(L, a, a, a//2+1)`` transfer functions of the blur levels.
+        grid: the align grid.
+        settings: the search parameters.
+
+    Returns:
+        Per query the best specific NCC (``-inf`` where no level is specific), its
+        candidate column, flip, flat shift position and level index; None when fewer
+        than two distinct candidates exist, since then nothing can be shown specific.
+    """
+    import torch
+
+    size, _, pairs = peaks.shape
+    rows = torch.arange(size)
+    per_candidate, candidate_flips = peaks.max(dim=1)  # (c, 2k)
+    # The two retrieval kinds may propose the same reference twice; keep its first column.
+    same = candidates[:, :, None] == candidates[:, None, :]  # (c, 2k, 2k)
+    earlier = torch.ones(pairs, pairs, dtype=torch.bool).tril(-1)
+    per_candidate = per_candidate.masked_fill((same & earlier).any(dim=-1), float("-inf"))
+    distinct = torch.isfinite(per_candidate).sum(dim=1)
+    count = min(settings.blur_candidates, int(distinct.min()))
+    if count < 2:
+        return None
+    top = per_candidate.topk(count, dim=1).indices  # (c, m)
+    top_flips = candidate_flips.gather(1, top)
+    top_references = candidates.gather(1, top)  # (c, m)
+    chosen = query_fourier[rows[:, None], top_flips]  # (c, m, a, a, a//2+1)
+    blurred = ref_fourier_all[top_references][:, :, None] * transfers  # (c, m, L, a, a, a//2+1)
+    ncc, positions = _correlation_peaks(chosen[:, :, None], blurred, grid, settings.max_shift_fraction)
+    ncc = ncc / ref_norms_all[top_references].clamp_min(1e-8)  # (c, m, L)
+    ordered, order = ncc.sort(dim=1, descending=True)
+    winner_distance = (1.0 - ordered[:, 0]).clamp_min(0.0)  # (c, L)
+    runner_up_distance = (1.0 - ordered[:, 1]).clamp_min(0.0)
+    specific = winner_distance <= settings.blur_specificity * runner_up_distance
+    score = torch.where(specific, ordered[:, 0], torch.tensor(float("-inf")))  # (c, L)
+    best_score, level = score.max(dim=1)  # (c,)
+    slot = order[rows, 0, level]  # (c,) index into the m candidates
+    return best_score, top[rows, slot], top_flips[rows, slot], positions[rows, slot, level], level
+
+
 def nearest_references(
     queries: np.ndarray, references: np.ndarray, settings: SearchSettings = SearchSettings(), *, progress: bool = False
 ) -> NearestMatch:
@@ -200,24 +293,29 @@ def nearest_references(
 
     grid = min(settings.align_grid, query_tensor.shape[-1])
     with torch.inference_mode():
-        ref_spatial, ref_flipped, ref_spectrum, ref_fourier = [], [], [], []
+        transfers = _blur_transfers(grid, settings.blur_fractions)  # (L, a, a, a//2+1)
+        ref_spatial, ref_flipped, ref_spectrum, ref_fourier, ref_norms = [], [], [], [], []
         for start in range(0, len(reference_tensor), settings.chunk_size):
             chunk = reference_tensor[start : start + settings.chunk_size]
             spatial, flipped, spectrum = _retrieval_vectors(chunk, settings.retrieval_grid)
             ref_spatial.append(spatial)
             ref_flipped.append(flipped)
             ref_spectrum.append(spectrum)
-            ref_fourier.append(_align_spectra(chunk, settings, grid)[0].conj())
+            fourier = _align_spectra(chunk, settings, grid)[0]
+            ref_fourier.append(fourier.conj())
+            ref_norms.append(_blurred_norms(fourier, transfers, grid))
         ref_spatial_all = torch.cat(ref_spatial)  # (R, r^3)
         ref_flipped_all = torch.cat(ref_flipped)
         ref_spectrum_all = torch.cat(ref_spectrum)
         ref_fourier_all = torch.cat(ref_fourier)  # (R, a, a, a//2+1), conjugated
+        ref_norms_all = torch.cat(ref_norms)  # (R, L)
         k = min(settings.candidates, len(reference_tensor))
 
         best_index = np.zeros(count, dtype=np.int64)
         best_similarity = np.full(count, -1.0)
         best_flip = np.zeros(count, dtype=bool)
         best_shift = np.zeros((count, 3), dtype=np.int64)
+        best_blur = np.zeros(count)
         starts = range(0, count, settings.chunk_size)
         if progress:
             from tqdm import tqdm
@@ -239,12 +337,27 @@ def nearest_references(
             )
             flat = peaks.flatten(1).argmax(dim=1)  # (c,)
             flips, columns = flat // pairs, flat % pairs
+            similarity = peaks[rows, flips, columns]
+            position = positions[rows, flips, columns]
+            blur = torch.zeros(size)
+            if len(transfers) and settings.blur_candidates >= 2:
+                matched = _matched_blur(query_fourier, peaks, candidates, ref_fourier_all, ref_norms_all, transfers, grid, settings)
+                if matched is not None:
+                    level_similarity, level_column, level_flip, level_position, level = matched
+                    better = level_similarity > similarity
+                    columns = torch.where(better, level_column, columns)
+                    flips = torch.where(better, level_flip, flips)
+                    similarity = torch.where(better, level_similarity, similarity)
+                    position = torch.where(better, level_position, position)
+                    sigmas = torch.tensor([fraction * grid for fraction in settings.blur_fractions])
+                    blur = torch.where(better, sigmas[level], blur)
             best_index[start : start + size] = candidates[rows, columns].numpy()
-            best_similarity[start : start + size] = peaks[rows, flips, columns].double().numpy()
+            best_similarity[start : start + size] = similarity.double().numpy()
             best_flip[start : start + size] = flips.numpy().astype(bool)
-            offsets = np.stack(np.unravel_index(positions[rows, flips, columns].numpy(), (grid,) * 3), axis=1)
+            best_blur[start : start + size] = blur.double().numpy()
+            offsets = np.stack(np.unravel_index(position.numpy(), (grid,) * 3), axis=1)
             best_shift[start : start + size] = np.where(offsets <= grid // 2, offsets, offsets - grid)
-    return NearestMatch(best_index, np.clip(best_similarity, -1.0, 1.0), best_flip, best_shift)
+    return NearestMatch(best_index, np.clip(best_similarity, -1.0, 1.0), best_flip, best_shift, best_blur)
 
 
 def calibrate_threshold(holdout_distances: np.ndarray, *, quantile: float, ratio: float) -> dict[str, Any]:
