@@ -112,4 +112,7 @@ def _safe_report(runs_root: Path, name: str) -> dict:
         return {}
 
 
-main()
+# Streamlit runs this file as __main__; the guard keeps a multiprocessing "spawn" child,
+# which re-imports the parent's main module as __mp_main__, from starting the app.
+if __name__ == "__main__":
+    main()

@@ -77,9 +77,15 @@ class Cohort:
         return sorted({scan.patient_id for scan in scans})
 
     def id_map(self) -> dict[str, dict[str, str]]:
-        """Return the private map from scan id to source path and patient id."""
+        """Return the private map from scan id to source path, patient ids, split and modality."""
         return {
-            scan.scan_id: {"source": str(scan.source), "patient_id": scan.patient_id, "source_patient_id": scan.source_patient_id}
+            scan.scan_id: {
+                "source": str(scan.source),
+                "patient_id": scan.patient_id,
+                "source_patient_id": scan.source_patient_id,
+                "split": scan.split,
+                "modality": scan.modality,
+            }
             for scan in self.scans
         }
 

@@ -41,7 +41,7 @@ def generate_volumes(
     canonical affine.  The same ``seed`` gives the same files.
 
     Returns:
-        the index: one ``{file, labels, sha256}`` per volume, also written to
+        the index: one ``{file, labels, modality, sha256}`` per volume, also written to
         ``out_dir/index.json``.
 
     Raises:
@@ -77,10 +77,11 @@ def generate_volumes(
             for offset, volume in enumerate(volumes):
                 number = start + offset
                 condition = rows[number][0]
-                array = denormalize(volume[0].numpy().astype(np.float32), profile, modalities[tuple(condition.items())])
+                array = denormalize(volume[0].numpy().astype(np.float32), profile, modalities[tuple(condition.items())])  # (G, G, G)
                 path = out_dir / f"syn-{number:04d}.nii.gz"
                 save_nifti(array, affine, path, dtype=np.float32)
-                index.append({"file": path.name, "labels": dict(condition), "sha256": sha256_file(path)})
+                modality = modalities[tuple(condition.items())]
+                index.append({"file": path.name, "labels": dict(condition), "modality": modality, "sha256": sha256_file(path)})
     write_json_atomic(out_dir / "index.json", index)
     logger.info("wrote %d synthetic volumes (%d conditions x %d)", len(index), len(conditions), n_per_condition)
     return index

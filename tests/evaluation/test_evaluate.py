@@ -17,7 +17,7 @@ CONFIG = EvaluationConfig(n_bootstrap=20, utility_epochs=2)
 
 @pytest.fixture(scope="module")
 def quickstart_result(tmp_path_factory):
-    from conftest import as_scans
+    from .conftest import as_scans
 
     volumes = make_phantoms(17, 16, 0)
     train = as_scans(volumes[:7], "train")
