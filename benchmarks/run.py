@@ -9,6 +9,10 @@ Benchmarks:
     ingest         benchmarks/ingest.py (loader vs bare pydicom/nibabel read, cached and not)
     dp_step        benchmarks/dp_step.py (DP discriminator step vs non-DP and plain Opacus)
     memorization   benchmarks/memorization.py (two-stage search vs one matrix product)
+    export         benchmarks/export.py (DICOM series writer and leak scan vs bare pydicom)
+    dashboard_slices  benchmarks/dashboard_slices.py (cached slice rendering vs reloading)
+
+The privacy-utility curve has its own runner: benchmarks/privacy_utility/run.py.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ SCRIPTS = {
     "ingest": REPO / "benchmarks" / "ingest.py",
     "dp_step": REPO / "benchmarks" / "dp_step.py",
     "memorization": REPO / "benchmarks" / "memorization.py",
+    "export": REPO / "benchmarks" / "export.py",
+    "dashboard_slices": REPO / "benchmarks" / "dashboard_slices.py",
 }
 
 
