@@ -216,7 +216,7 @@ def _matched_blur(query_fourier, peaks, candidates, ref_fourier_all, ref_norms_a
 
     Blurring also pulls any smooth scan, such as the cohort average, towards every
     training scan. So a blurred comparison counts only where it singles out one
-    training scan: its distance ``1 - NCC`` is at most ``blur_specificity`` times that
+    training scan: its distance ``1 - NCC`` is below ``blur_specificity`` times that
     of the runner-up candidate at the same level. A copy matches its source far better
     than any other patient; an average matches all of them about equally.
 
@@ -258,7 +258,7 @@ def _matched_blur(query_fourier, peaks, candidates, ref_fourier_all, ref_norms_a
     ordered, order = ncc.sort(dim=1, descending=True)
     winner_distance = (1.0 - ordered[:, 0]).clamp_min(0.0)  # (c, L)
     runner_up_distance = (1.0 - ordered[:, 1]).clamp_min(0.0)
-    specific = winner_distance <= settings.blur_specificity * runner_up_distance
+    specific = winner_distance < settings.blur_specificity * runner_up_distance
     score = torch.where(specific, ordered[:, 0], torch.tensor(float("-inf")))  # (c, L)
     best_score, level = score.max(dim=1)  # (c,)
     slot = order[rows, 0, level]  # (c,) index into the m candidates

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from .phantoms import make_phantoms
 from scipy import ndimage
+
+from .conftest import as_scans
+from .phantoms import make_phantoms
 
 from medgan.errors import InputError
 from medgan.evaluation.memorization import SearchSettings, calibrate_threshold, data_copying_test, nearest_references
@@ -182,3 +184,120 @@ def test_data_copying_identical_train_features_finite():
     features = np.ones((60, 4))  # a collapsed feature set: one distinct point
     result = data_copying_test(features, features[:30], features[:30], rng.uniform(0, 1, 30), rng.uniform(0, 1, 30), rng=rng)
     assert np.isfinite(result["value"])
+
+
+# Blurred training scans in the homogeneous simulated cohort, prepared the way
+# evaluate_sets receives them: (1, G, G, G) arrays in [-1, 1] from the real
+# preprocessing. At 16^3 with 120 training patients the search without matched blur
+# flagged 3 of 20 sigma-1 copies; at 32^3 it missed every sigma-2 copy.
+BLURRED_COHORTS = {16: {"patients": 150, "sigmas": (1.0,)}, 32: {"patients": 60, "sigmas": (1.0, 2.0)}}
+AVERAGE_SIGMAS = (1.0, 2.0)
+
+
+def _blurred(volumes: np.ndarray, sigmas) -> np.ndarray:
+    """Blur each ``(1, G, G, G)`` volume by its sigma (one sigma for all when a number)."""
+    sigmas = np.broadcast_to(np.asarray(sigmas, dtype=float), (len(volumes),))
+    return np.stack([ndimage.gaussian_filter(v[0], s, mode="nearest")[None] for v, s in zip(volumes, sigmas)]).astype(np.float32)
+
+
+def _prepared_cohort(folder, grid: int, patients: int):
+    from medgan.cohort import build_cohort
+    from medgan.data.config import DataConfig, PreprocessConfig
+    from medgan.data.dataset import prepare_cohort
+    from medgan.data.manifest import load_manifest
+    from medgan.data.pseudonym import Pseudonymizer
+
+    manifest = build_cohort(folder / "cohort", patients, 5, grid, holdout_fraction=0.2, write_masks=False)
+    cohort = load_manifest(manifest, Pseudonymizer(b"k" * 32), holdout_fraction=0.2)
+    profile = PreprocessConfig(grid=grid, spacing_mm=192.0 / grid)
+    prepared = prepare_cohort(cohort, DataConfig(manifest=manifest), profile, folder / "cache", progress=False)
+    return prepared.split("train"), prepared.split("holdout")
+
+
+@pytest.fixture(scope="module", params=sorted(BLURRED_COHORTS), ids=lambda grid: f"grid{grid}")
+def blurred_cohort(request, tmp_path_factory):
+    """evaluate_sets on blurred training scans, smoothed cohort averages and unseen patients."""
+    from medgan.cohort.baselines import blurred_copies
+    from medgan.evaluation import evaluate_sets
+    from medgan.evaluation.config import EvaluationConfig
+
+    grid, options = request.param, BLURRED_COHORTS[request.param]
+    train, holdout = _prepared_cohort(tmp_path_factory.mktemp(f"cohort{grid}"), grid, options["patients"])
+    half = len(holdout) // 2
+    calibration, unseen = holdout[:half], holdout[half:]
+    stacked = np.stack([scan.array for scan in train])  # (N, 1, G, G, G)
+    labels = [scan.labels.get("lesion", "") for scan in train]
+    parts, kinds = [], []
+    for sigma in options["sigmas"]:
+        copies, _ = blurred_copies(stacked, labels, 5, sigma_voxels=sigma, rng=np.random.default_rng(8))
+        parts.append(copies)
+        kinds += [f"blur{sigma:g}"] * len(copies)
+    parts.append(np.stack([scan.array for scan in unseen]))
+    kinds += ["unseen"] * len(unseen)
+    synthetic = as_scans(np.concatenate(parts).astype(np.float32), "synthetic")
+    config = EvaluationConfig(n_bootstrap=10, utility_epochs=1, ms_ssim_pairs=4)
+    sections = evaluate_sets(train, calibration, synthetic, config, progress=False)
+    flagged = {entry["synthetic"] for entry in sections["memorization"]["flagged"]}
+    flags = {kind: [scan.scan_id in flagged for scan, made in zip(synthetic, kinds) if made == kind] for kind in set(kinds)}
+    averages = _blurred(np.repeat(stacked.mean(axis=0, keepdims=True), len(AVERAGE_SIGMAS), axis=0), AVERAGE_SIGMAS)
+    with_blur = nearest_references(averages, stacked).distance
+    without_blur = nearest_references(averages, stacked, SearchSettings(blur_fractions=())).distance
+    return flags, options, (with_blur, without_blur)
+
+
+@pytest.mark.slow
+def test_simulated_cohort_blurred_sigma1_flagged(blurred_cohort):
+    flags, _, _ = blurred_cohort
+    assert all(flags["blur1"])
+
+
+@pytest.mark.slow
+def test_simulated_cohort_blurred_all_sigmas_flagged(blurred_cohort):
+    flags, options, _ = blurred_cohort
+    assert [all(flags[f"blur{sigma:g}"]) for sigma in options["sigmas"]] == [True] * len(options["sigmas"])
+
+
+@pytest.mark.slow
+def test_simulated_cohort_unseen_not_flagged(blurred_cohort):
+    flags, _, _ = blurred_cohort
+    assert not any(flags["unseen"])
+
+
+@pytest.mark.slow
+def test_simulated_cohort_smoothed_average_not_pulled_closer(blurred_cohort):
+    """Blurring every candidate pulls a smooth cohort average towards all of them; the specificity guard refuses it."""
+    _, _, (with_blur, without_blur) = blurred_cohort
+    assert np.allclose(with_blur, without_blur, atol=1e-6)
+
+
+
+
+def test_blurred_copy_reports_blur():
+    volumes = make_phantoms(6, 16, 5, homogeneous=True)
+    match = nearest_references(_blurred(volumes[:2], 1.0), volumes)
+    assert match.blur.tolist() == [1.0, 1.0]
+
+
+def test_blurred_copy_scores_like_exact():
+    volumes = make_phantoms(6, 16, 5, homogeneous=True)
+    match = nearest_references(_blurred(volumes[:2], 1.0), volumes)
+    assert np.all(match.similarity > 0.9995)
+
+
+def test_blurred_copy_without_blur_levels_scores_lower():
+    volumes = make_phantoms(6, 16, 5, homogeneous=True)
+    match = nearest_references(_blurred(volumes[:2], 1.0), volumes, SearchSettings(blur_fractions=()))
+    assert np.all(match.similarity < 0.9995)
+
+
+def test_blur_needs_one_specific_reference():
+    volumes = make_phantoms(3, 16, 5, homogeneous=True)
+    twins = np.concatenate([volumes[:1], volumes[:1], volumes[1:]])  # two identical references
+    match = nearest_references(_blurred(volumes[:1], 1.0), twins)
+    assert match.blur[0] == 0.0
+
+
+def test_single_reference_search_without_blur():
+    volumes = make_phantoms(2, 16, 5, homogeneous=True)
+    match = nearest_references(_blurred(volumes[:1], 1.0), volumes[:1])
+    assert match.blur[0] == 0.0
