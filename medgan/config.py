@@ -23,7 +23,7 @@ from medgan.models.config import ModelConfig
 from medgan.privacy.config import PrivacyConfig
 from medgan.training.config import GenerateConfig, TrainConfig
 
-__all__ = ["PipelineConfig", "load_pipeline", "apply_overrides", "public_config"]
+__all__ = ["PipelineConfig", "load_pipeline", "apply_overrides", "public_config", "scrub_site_paths"]
 
 
 class PipelineConfig(Section):
@@ -118,21 +118,30 @@ def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> Pipel
         raise ConfigError(_format_validation_error(error, str(path))) from None
 
 
+SITE_PATH = "<site path>"
+WITHHELD_SEED = "<withheld>"
+
+
+def scrub_site_paths(node: Any) -> Any:
+    """Return ``node`` with every string that looks like a file path replaced by ``<site path>``."""
+    if isinstance(node, dict):
+        return {key: scrub_site_paths(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [scrub_site_paths(value) for value in node]
+    if isinstance(node, str) and ("/" in node or "\\" in node):
+        return SITE_PATH
+    return node
+
+
 def public_config(config: PipelineConfig) -> dict[str, Any]:
-    """Return the configuration as plain data with site paths replaced by placeholders.
+    """Return the configuration as plain data without site paths or the training seed.
 
     This is the version written to the public part of a run and to dataset cards; the
-    full one stays in the private folder.
+    full one stays in the private folder.  The training seed is withheld because in
+    seeded mode it determines the DP noise, and the guarantee holds only while it is
+    secret.
     """
-    payload = config.model_dump(mode="json")
-
-    def scrub(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {key: scrub(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [scrub(value) for value in node]
-        if isinstance(node, str) and ("/" in node or "\\" in node):
-            return "<site path>"
-        return node
-
-    return scrub(payload)
+    payload = scrub_site_paths(config.model_dump(mode="json"))
+    if payload.get("train", {}).get("seed") is not None:
+        payload["train"]["seed"] = WITHHELD_SEED
+    return payload

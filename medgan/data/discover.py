@@ -9,6 +9,7 @@ A folder-made cohort has no labels and puts every scan in the ``train`` split.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -52,6 +53,28 @@ def find_scans(folder: Path) -> list[Path]:
     return scans
 
 
+def _indexed_modalities(folder: Path) -> dict[str, str]:
+    """Return file name -> modality from a medgan synthetic folder's ``index.json``, if any.
+
+    medgan's generator writes each synthetic volume's modality there, so a synthetic
+    folder of mixed CT and MR volumes can be evaluated without a manifest.
+    """
+    index_path = folder / "index.json"
+    if not index_path.is_file():
+        return {}
+    try:
+        entries = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"{index_path} is not a valid medgan index ({error}); remove it or regenerate the folder") from None
+    if not isinstance(entries, list):
+        raise InputError(f"{index_path} is not a valid medgan index (expected a list of entries)")
+    return {
+        str(entry["file"]): str(entry["modality"]).upper()
+        for entry in entries
+        if isinstance(entry, dict) and entry.get("file") and str(entry.get("modality", "")).upper() in MODALITIES
+    }
+
+
 def cohort_from_path(path: str | Path, pseudonymizer: Pseudonymizer, modality: str | None = None) -> Cohort:
     """Return the cohort of a manifest CSV, a folder of scans, or a single scan.
 
@@ -78,6 +101,7 @@ def cohort_from_path(path: str | Path, pseudonymizer: Pseudonymizer, modality: s
     scans = find_scans(source) if source.is_dir() else [source]
     if not scans:
         raise InputError(f"{source}: no NIfTI file (.nii, .nii.gz) or DICOM series folder found under it")
+    indexed = _indexed_modalities(source) if source.is_dir() else {}
     records = []
     listing = hashlib.sha256()
     for row, scan in enumerate(scans, start=1):
@@ -89,7 +113,7 @@ def cohort_from_path(path: str | Path, pseudonymizer: Pseudonymizer, modality: s
                 patient_id=pseudonymizer.patient_id(str(scan)),
                 source=scan,
                 source_patient_id=relative or ".",
-                modality=modality if is_nifti_path(scan) else None,
+                modality=(modality or indexed.get(scan.name)) if is_nifti_path(scan) else None,
                 split="train",
                 labels={},
                 row=row,

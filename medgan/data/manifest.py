@@ -17,6 +17,7 @@ column is a categorical condition label.
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import logging
 from collections import defaultdict
@@ -107,6 +108,18 @@ def _sniff_rows(manifest: Path) -> list[dict[str, str]]:
     duplicated = sorted({name for name in header if header.count(name) > 1})
     if duplicated:
         raise InputError(f"manifest {manifest} repeats column(s) {duplicated}")
+    near_misses = [
+        f"{name!r} (did you mean {match[0]!r}?)"
+        for name in header
+        if name not in RESERVED_COLUMNS
+        for match in [difflib.get_close_matches(name.lower(), RESERVED_COLUMNS, n=1, cutoff=0.75)]
+        if match
+    ]
+    if near_misses:
+        raise InputError(
+            f"manifest {manifest}: column(s) {', '.join(near_misses)} look like misspelt reserved columns; every column "
+            f"other than {', '.join(RESERVED_COLUMNS)} would become a condition label, so rename them"
+        )
     rows = []
     for row in reader:
         rows.append({(key or "").strip(): (value or "").strip() for key, value in row.items()})
@@ -206,6 +219,16 @@ def check_manifest(manifest: str | Path, pseudonymizer: Pseudonymizer, holdout_f
             "splits are by patient, so give all scans of a patient the same split"
         )
     label_values = {name: sorted({scan.labels[name] for scan in scans}) for name in label_names}
+    for name, values in label_values.items():
+        folded: dict[str, list[str]] = defaultdict(list)
+        for value in values:
+            folded[value.strip().casefold()].append(value)
+        clashes = [spellings for spellings in folded.values() if len(spellings) > 1]
+        if clashes:
+            problems.append(
+                f"label column {name!r} spells one value in several ways {clashes}; they would become separate "
+                "conditions, so use one spelling"
+            )
     digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
     logger.info(
         "manifest: %d scans of %d patients, labels %s",

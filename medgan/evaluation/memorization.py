@@ -2,7 +2,8 @@
 
 A synthetic scan that copies a training scan may be shifted by a few voxels, flipped
 left-right, slightly deformed, noised, rescaled in intensity or resampled to another
-grid. The search runs in two stages so it stays fast for thousands of volumes:
+grid, or smoothed. The search runs in three stages so it stays fast for thousands of
+volumes:
 
 1. **Coarse retrieval.** Every volume becomes two small vectors on ``retrieval_grid``.
    One is the zero-mean, unit-norm downsampled volume, compared with and without a
@@ -18,6 +19,16 @@ grid. The search runs in two stages so it stays fast for thousands of volumes:
    of the grid is the normalised cross-correlation (NCC) at the best shift. NCC is
    unchanged by an intensity rescaling ``a * x + b`` with ``a > 0``, so rescaled copies
    score like exact ones. The distance is ``1 - NCC``.
+3. **Matched blur.** A blurred copy loses NCC against its sharp source, and in a
+   homogeneous cohort the loss can exceed the gap between two patients. The best
+   ``blur_candidates`` distinct candidates are blurred by each sigma of
+   ``blur_fractions`` (0.5 to 2 voxels at 16, 1 to 4 at 32) and correlated again.
+   Gaussians compose, so a copy blurred by ``s`` matches its source blurred by ``s``
+   almost exactly. The
+   blurred NCC replaces the stage-two NCC when it is higher and specific: its distance
+   is below ``blur_specificity`` times the runner-up's at the same blur. A smooth
+   cohort average comes about equally close to every blurred patient and so keeps
+   its stage-two distance. See :func:`_matched_blur`.
 
 The copy threshold is calibrated from holdout-to-train distances: see
 :func:`calibrate_threshold` and ``docs/evaluation.md``.
@@ -31,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from medgan.errors import InputError
+from medgan.errors import ConfigError, InputError
 from medgan.evaluation.stats import finite_or_none, not_computable
 
 __all__ = ["SearchSettings", "NearestMatch", "nearest_references", "calibrate_threshold", "data_copying_test"]
@@ -41,7 +52,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """Parameters of the two-stage search (see ``EvaluationConfig`` for their meaning)."""
+    """Parameters of the search (see ``EvaluationConfig`` for the first six).
+
+    ``blur_fractions`` are the extra Gaussian sigmas of stage three as shares of the
+    align grid, like ``smoothing_fraction``, so they mean the same millimetres at every
+    grid. An empty tuple turns stage three off. ``blur_candidates`` (at least 2, since
+    one runner-up is needed) distinct candidates per query are blurred.
+    ``blur_specificity``: a blurred match counts only when its distance is below this
+    share of the runner-up's.
+    """
 
     retrieval_grid: int = 16
     align_grid: int = 32
@@ -53,6 +72,17 @@ class SearchSettings:
     blur_candidates: int = 2
     blur_specificity: float = 0.5
 
+    def __post_init__(self) -> None:
+        if self.blur_fractions and self.blur_candidates < 2:
+            raise ConfigError(
+                f"blur_candidates {self.blur_candidates} is invalid: matched blur compares the best candidate with a runner-up, "
+                "so set it to 2 or more, or turn matched blur off with blur_fractions=()"
+            )
+        if not 0.0 < self.blur_specificity <= 1.0:
+            raise ConfigError(f"blur_specificity {self.blur_specificity} is invalid; set a share in (0, 1], such as 0.5")
+        if any(not 0.0 < fraction <= 0.25 for fraction in self.blur_fractions):
+            raise ConfigError(f"blur_fractions {self.blur_fractions} is invalid; set each sigma to a share of the align grid in (0, 0.25]")
+
 
 @dataclass(frozen=True)
 class NearestMatch:
@@ -62,7 +92,7 @@ class NearestMatch:
     similarity: np.ndarray
     flipped: np.ndarray
     shift: np.ndarray  # (Q, 3) voxels on the align grid
-    blur: np.ndarray | None = None  # (Q,) extra sigma (voxels on the align grid) applied to the reference; 0: none
+    blur: np.ndarray | None = None  # (Q,) extra sigma in align-grid voxels applied to the reference, 0 for none
 
     @property
     def distance(self) -> np.ndarray:
@@ -211,8 +241,8 @@ def _matched_blur(query_fourier, peaks, candidates, ref_fourier_all, ref_norms_a
     by the same Gaussian undoes it: Gaussians compose, so a copy blurred by ``s``
     voxels matches its source blurred by ``s`` almost exactly. The ``blur_candidates``
     best distinct candidates of stage two are blurred at every level of
-    ``blur_fractions`` and correlated again at the best shift; NCC divides by the norm
-    of the blurred candidate.
+    ``blur_fractions`` and cross-correlated with the query again by FFT. NCC divides
+    by the norm of the blurred candidate.
 
     Blurring also pulls any smooth scan, such as the cohort average, towards every
     training scan. So a blurred comparison counts only where it singles out one
@@ -268,7 +298,7 @@ def _matched_blur(query_fourier, peaks, candidates, ref_fourier_all, ref_norms_a
 def nearest_references(
     queries: np.ndarray, references: np.ndarray, settings: SearchSettings = SearchSettings(), *, progress: bool = False
 ) -> NearestMatch:
-    """Return the nearest reference of every query after coarse retrieval and alignment.
+    """Return the nearest reference of every query after coarse retrieval, alignment and matched blur.
 
     Args:
         queries: ``(Q, 1, G, G, G)`` volumes, for example synthetic scans.
@@ -340,7 +370,7 @@ def nearest_references(
             similarity = peaks[rows, flips, columns]
             position = positions[rows, flips, columns]
             blur = torch.zeros(size)
-            if len(transfers) and settings.blur_candidates >= 2:
+            if len(transfers):
                 matched = _matched_blur(query_fourier, peaks, candidates, ref_fourier_all, ref_norms_all, transfers, grid, settings)
                 if matched is not None:
                     level_similarity, level_column, level_flip, level_position, level = matched
@@ -382,8 +412,8 @@ def calibrate_threshold(holdout_distances: np.ndarray, *, quantile: float, ratio
         "n_calibration": int(distances.size),
         "holdout_distances": sorted(float(d) for d in distances),
         "rule": (
-            f"flag a synthetic scan as a copy when 1 - NCC to its nearest training scan (after shift, left-right flip and "
-            f"intensity alignment) is below {ratio:g} x the {quantile:g} quantile of the same distance from "
+            f"flag a synthetic scan as a copy when 1 - NCC to its nearest training scan (after shift, left-right flip, "
+            f"intensity alignment and, where it singles out one training scan, matched blur) is below {ratio:g} x the {quantile:g} quantile of the same distance from "
             f"{distances.size} calibration holdout scans to their nearest training scans"
         ),
     }

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from medgan import __version__
+from medgan.config import scrub_site_paths
 
 __all__ = ["CARD_VERSION", "INTENDED_USE", "build_card", "render_markdown", "scrub_site_paths"]
 
@@ -55,17 +56,6 @@ _PRIVACY_KEYS = (
     "cohort_epsilon_total",
     "warnings",
 )
-
-
-def scrub_site_paths(node: Any) -> Any:
-    """Return ``node`` with every string that looks like a file path replaced by ``<site path>``."""
-    if isinstance(node, dict):
-        return {key: scrub_site_paths(value) for key, value in node.items()}
-    if isinstance(node, list):
-        return [scrub_site_paths(value) for value in node]
-    if isinstance(node, str) and ("/" in node or "\\" in node) and node != "<site path>":
-        return "<site path>"
-    return node
 
 
 def _not_covered(steps: list[str], reviewed: bool) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,13 +57,12 @@ def _stage_ingest(state: PipelineState) -> None:
     config, layout = state.config, state.layout
     pseudonymizer = Pseudonymizer(load_or_create_salt(layout.salt))
     cohort = load_manifest(config.data.manifest, pseudonymizer, holdout_fraction=config.data.holdout_fraction)
+    _preflight(config, cohort)
     write_json_atomic(layout.id_map, cohort.id_map())
     cache_dir = config.data.cache_dir or (layout.private / "cache")
     prepared = prepare_cohort(cohort, config.data, config.preprocess, Path(cache_dir), progress=state.progress)
     state.cohort, state.prepared = cohort, prepared
     n_train = len(cohort.patients("train"))
-    if n_train < 2:
-        raise InputError(f"manifest {config.data.manifest} has {n_train} training patient(s); training needs at least 2")
     state.report["data"] = {
         "n_patients": len(cohort.patients()),
         "n_scans": len(cohort.scans),
@@ -80,6 +80,22 @@ def _stage_ingest(state: PipelineState) -> None:
         n_train,
         len(cohort.patients("holdout")),
     )
+
+
+def _preflight(config: PipelineConfig, cohort: Cohort) -> None:
+    """Check the loss and the privacy plan from the manifest alone, before any scan is decoded.
+
+    Training repeats these checks; running them here makes a bad delta or an unreachable
+    epsilon fail in seconds instead of after the whole cohort has been preprocessed.
+    """
+    from medgan.privacy.preflight import plan_privacy
+    from medgan.training.losses import check_loss
+
+    n_train = len(cohort.patients("train"))
+    if n_train < 2:
+        raise InputError(f"manifest {config.data.manifest} has {n_train} training patient(s); training needs at least 2")
+    check_loss(config.train.loss, dp=config.privacy.enabled)
+    plan_privacy(config.privacy, n_patients=n_train, batch_size=config.train.batch_size, steps=config.train.steps)
 
 
 def _train_subset(prepared: Any, split: str) -> Any:
@@ -104,6 +120,13 @@ def _stage_train(state: PipelineState) -> None:
     state.train_result = result
     state.report["privacy"] = result.privacy
     state.report["training"] = {"steps": result.steps, "wall_s": round(result.wall_s, 2), "device": result.device}
+    target = state.config.privacy.target_epsilon
+    epsilon = result.privacy.get("epsilon")
+    if result.privacy.get("private") and target is not None and epsilon is not None and epsilon > target * 1.001:
+        result.privacy.setdefault("warnings", []).append(
+            f"Epsilon {epsilon:.4g} exceeds the target {target:g}: steps replayed after a resume are charged again, "
+            "so an interrupted and resumed run spends more than planned."
+        )
     for warning in result.privacy.get("warnings", []):
         logger.warning("privacy: %s", warning)
 
@@ -193,7 +216,7 @@ def _stage_export(state: PipelineState) -> None:
     summary = export_run(
         state.layout.root,
         fmt=state.config.export.format,
-        out_dir=state.layout.export,
+        out_dir=state.layout.export / state.config.export.format,
         approved_only=False,
         staging=True,
     )
@@ -223,6 +246,20 @@ def _write_report(state: PipelineState) -> None:
     write_text_atomic(state.layout.report_html, render_report_html(state.report, state.layout))
 
 
+def _remove_if_nothing_to_keep(layout: RunLayout, fresh: bool) -> None:
+    """Delete a run folder this call created when it failed before any training checkpoint.
+
+    Such a folder holds only a salt, a pseudonym map and a cache, none of which a rerun
+    needs; keeping it would leave a half-made run that looks like a real one.  A folder
+    with a checkpoint is kept so that training can resume.
+    """
+    from medgan.training.checkpoint import CHECKPOINT_NAME
+
+    if fresh and not (layout.checkpoints / CHECKPOINT_NAME).exists():
+        shutil.rmtree(layout.root, ignore_errors=True)
+        logger.info("removed the incomplete run folder %s", layout.root)
+
+
 def run_pipeline(
     config: PipelineConfig, out_dir: str | Path, *, progress: bool = True, stages: tuple[str, ...] = STAGES
 ) -> dict[str, Any]:
@@ -238,7 +275,9 @@ def run_pipeline(
     """
     if tuple(stages) != STAGES[: len(stages)] or not stages:
         raise ConfigError(f"stages must be a non-empty prefix of {STAGES}, got {tuple(stages)}")
-    layout = RunLayout(Path(out_dir).resolve()).create()
+    root = Path(out_dir).resolve()
+    fresh = not root.exists() or not any(root.iterdir())
+    layout = RunLayout(root).create()
     write_text_atomic(layout.private_config, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     write_text_atomic(layout.config, yaml.safe_dump(public_config(config), sort_keys=False))
     state = PipelineState(config=config, layout=layout, progress=progress)
@@ -253,8 +292,12 @@ def run_pipeline(
     )
     for index, name in enumerate(stages, start=1):
         logger.info("stage %d/%d: %s", index, len(stages), name)
-        with measure_stage() as measurement:
-            _STAGE_FUNCTIONS[name](state)
+        try:
+            with measure_stage() as measurement:
+                _STAGE_FUNCTIONS[name](state)
+        except BaseException:
+            _remove_if_nothing_to_keep(layout, fresh)
+            raise
         state.report["stages"][name] = measurement.as_dict()
         logger.info("stage %s finished in %.1f s (peak RSS %.0f MiB)", name, measurement.wall_s, measurement.peak_rss_mb)
     state.report["finished_utc"] = _utc_now()

@@ -169,7 +169,10 @@ def _prv_epsilon(history: History, delta: float) -> float:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             epsilon = float(accountant.get_epsilon(delta))
-    except (RuntimeError, ValueError, FloatingPointError, OverflowError, ZeroDivisionError) as error:
+    except (RuntimeError, ValueError, FloatingPointError, OverflowError, ZeroDivisionError, MemoryError) as error:
+        # MemoryError: for extreme inputs (tiny noise or millions of steps) PRV sizes its
+        # discretisation grid from the composed distribution's tails and asks numpy for
+        # terabytes; numpy refuses at once with _ArrayMemoryError, a MemoryError subclass.
         raise _PRVFailure(f"{type(error).__name__}: {error}") from error
     if not math.isfinite(epsilon) or epsilon < 0:
         raise _PRVFailure(f"it returned epsilon {epsilon}")

@@ -48,3 +48,10 @@ def test_public_config_hides_paths(tmp_path):
     assert public["data"]["manifest"] == "<site path>"
     assert "/secret" not in str(public)
     assert public["train"]["steps"] == config.train.steps
+
+
+def test_public_config_withholds_seed(tmp_path):
+    config = load_pipeline(_pipeline(tmp_path, "data:\n  manifest: m.csv\ntrain:\n  seed: 424242\n"))
+    public = public_config(config)
+    assert public["train"]["seed"] == "<withheld>"
+    assert "424242" not in str(public)

@@ -93,3 +93,24 @@ def test_salt_created_once(tmp_path):
     assert len(first) == 32
     assert load_or_create_salt(path) == first
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_manifest_rejects_misspelt_reserved_column(tmp_path):
+    _touch(tmp_path, "a.nii.gz")
+    manifest = _manifest(tmp_path, "path,patient_id,modality,splt,dx\na.nii.gz,P1,MR,train,healthy\n")
+    with pytest.raises(InputError, match=r"'splt' \(did you mean 'split'\?\)"):
+        load_manifest(manifest, Pseudonymizer(SALT))
+
+
+def test_manifest_rejects_capitalised_reserved_column(tmp_path):
+    _touch(tmp_path, "a.nii.gz")
+    manifest = _manifest(tmp_path, "path,patient_id,modality,Split\na.nii.gz,P1,MR,train\n")
+    with pytest.raises(InputError, match=r"'Split' \(did you mean 'split'\?\)"):
+        load_manifest(manifest, Pseudonymizer(SALT))
+
+
+def test_manifest_rejects_label_case_variants(tmp_path):
+    _touch(tmp_path, "a.nii.gz", "b.nii.gz")
+    manifest = _manifest(tmp_path, "path,patient_id,modality,dx\na.nii.gz,P1,MR,chest_ct\nb.nii.gz,P2,MR,Chest_CT\n")
+    with pytest.raises(InputError, match="several ways"):
+        load_manifest(manifest, Pseudonymizer(SALT))

@@ -56,3 +56,17 @@ def test_empty_folder_rejected(tmp_path):
 def test_missing_path_rejected(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         cohort_from_path(tmp_path / "nope", PSEUDONYMIZER)
+
+
+def test_folder_modality_from_medgan_index(tmp_path):
+    import json
+
+    from medgan.data.discover import cohort_from_path
+    from medgan.data.pseudonym import Pseudonymizer
+
+    for name in ("syn-0000.nii.gz", "syn-0001.nii.gz"):
+        save_nifti(tmp_path / name, np.zeros((4, 4, 4), dtype=np.float32))
+    index = [{"file": "syn-0000.nii.gz", "modality": "CT"}, {"file": "syn-0001.nii.gz", "modality": "MR"}]
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    cohort = cohort_from_path(tmp_path, Pseudonymizer(b"s" * 32))
+    assert sorted(scan.modality for scan in cohort.scans) == ["CT", "MR"]

@@ -9,7 +9,7 @@ from scipy import ndimage
 from .conftest import as_scans
 from .phantoms import make_phantoms
 
-from medgan.errors import InputError
+from medgan.errors import ConfigError, InputError
 from medgan.evaluation.memorization import SearchSettings, calibrate_threshold, data_copying_test, nearest_references
 
 GRID = 32
@@ -246,26 +246,26 @@ def blurred_cohort(request, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_simulated_cohort_blurred_sigma1_flagged(blurred_cohort):
+def test_cohort_blur1_copies_flagged(blurred_cohort):
     flags, _, _ = blurred_cohort
     assert all(flags["blur1"])
 
 
 @pytest.mark.slow
-def test_simulated_cohort_blurred_all_sigmas_flagged(blurred_cohort):
+def test_cohort_every_blur_flagged(blurred_cohort):
     flags, options, _ = blurred_cohort
     assert [all(flags[f"blur{sigma:g}"]) for sigma in options["sigmas"]] == [True] * len(options["sigmas"])
 
 
 @pytest.mark.slow
-def test_simulated_cohort_unseen_not_flagged(blurred_cohort):
+def test_cohort_unseen_not_flagged(blurred_cohort):
     flags, _, _ = blurred_cohort
     assert not any(flags["unseen"])
 
 
 @pytest.mark.slow
-def test_simulated_cohort_smoothed_average_not_pulled_closer(blurred_cohort):
-    """Blurring every candidate pulls a smooth cohort average towards all of them; the specificity guard refuses it."""
+def test_cohort_average_distance_unchanged(blurred_cohort):
+    """Blurring every candidate pulls a smooth cohort average towards all of them, so the specificity test rejects it."""
     _, _, (with_blur, without_blur) = blurred_cohort
     assert np.allclose(with_blur, without_blur, atol=1e-6)
 
@@ -284,7 +284,7 @@ def test_blurred_copy_scores_like_exact():
     assert np.all(match.similarity > 0.9995)
 
 
-def test_blurred_copy_without_blur_levels_scores_lower():
+def test_blurred_copy_unmatched_scores_lower():
     volumes = make_phantoms(6, 16, 5, homogeneous=True)
     match = nearest_references(_blurred(volumes[:2], 1.0), volumes, SearchSettings(blur_fractions=()))
     assert np.all(match.similarity < 0.9995)
@@ -301,3 +301,8 @@ def test_single_reference_search_without_blur():
     volumes = make_phantoms(2, 16, 5, homogeneous=True)
     match = nearest_references(_blurred(volumes[:1], 1.0), volumes[:1])
     assert match.blur[0] == 0.0
+
+
+def test_blur_one_candidate_raises():
+    with pytest.raises(ConfigError, match="blur_candidates 1 is invalid"):
+        SearchSettings(blur_candidates=1)

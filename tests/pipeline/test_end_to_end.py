@@ -208,3 +208,20 @@ def test_cli_quickstart_on_data_samples(tmp_path):
     assert len(list((out / "synthetic").glob("syn-*.nii.gz"))) == 2
     assert (out / "report.html").exists()
     assert "noise-to-signal" in result.stdout
+
+
+def test_failed_run_leaves_no_folder(tmp_path):
+    from medgan.errors import PrivacyError
+
+    manifest = _write_cohort(tmp_path / "cohort")
+    config = load_pipeline(_write_pipeline(tmp_path / "cohort", manifest), ["privacy.delta=0.5"])
+    out = tmp_path / "failed-run"
+    with pytest.raises(PrivacyError, match="delta"):
+        run_pipeline(config, out, progress=False)
+    assert not out.exists()
+
+
+def test_export_staged_by_format(tiny_run):
+    out, report, _ = tiny_run
+    staged = sorted(path.name for path in (out / "export" / "nifti").glob("syn-*.nii.gz"))
+    assert staged == sorted(report["export"]["written"])
