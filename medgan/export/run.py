@@ -42,7 +42,7 @@ _AFFINE_TOLERANCE = 1e-4
 
 @dataclass
 class ExportSummary:
-    """What an export wrote and what it left out, and why."""
+    """Result of an export: the files written, those left out and the reasons."""
 
     out_dir: Path
     written: list[str]

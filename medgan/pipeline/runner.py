@@ -2,8 +2,11 @@
 
 Each stage is a thin call into its subpackage. This module wires them together,
 measures them, keeps real identifiers in the private part of the run and writes the
-report.  A stage that fails raises; files already written by earlier stages stay, so
-the run can be inspected, and training resumes from its last checkpoint on a rerun.
+report.
+
+A failing stage raises. A run folder that this call created and that has no training
+checkpoint yet is then removed. Otherwise the files stay, so the run can be inspected
+and training resumes from its last checkpoint on a rerun.
 """
 
 from __future__ import annotations
@@ -85,8 +88,8 @@ def _stage_ingest(state: PipelineState) -> None:
 def _preflight(config: PipelineConfig, cohort: Cohort) -> None:
     """Check the loss and the privacy plan from the manifest alone, before any scan is decoded.
 
-    Training repeats these checks; running them here makes a bad delta or an unreachable
-    epsilon fail in seconds instead of after the whole cohort has been preprocessed.
+    Training repeats these checks. Running them here as well makes a bad delta or an
+    unreachable epsilon fail in seconds, not after the whole cohort is preprocessed.
     """
     from medgan.privacy.preflight import plan_privacy
     from medgan.training.losses import check_loss
@@ -249,8 +252,8 @@ def _write_report(state: PipelineState) -> None:
 def _remove_if_nothing_to_keep(layout: RunLayout, fresh: bool) -> None:
     """Delete a run folder this call created when it failed before any training checkpoint.
 
-    Such a folder holds only a salt, a pseudonym map and a cache, none of which a rerun
-    needs; keeping it would leave a half-made run that looks like a real one.  A folder
+    Such a folder contains only a salt, a pseudonym map and a cache, and a rerun needs
+    none of them. Keeping it would leave a half-made run that looks like a real one.  A folder
     with a checkpoint is kept so that training can resume.
     """
     from medgan.training.checkpoint import CHECKPOINT_NAME
