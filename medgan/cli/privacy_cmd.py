@@ -110,7 +110,7 @@ def privacy(
     Give exactly one of --noise-multiplier and --target-epsilon. Epsilon covers each
     patient with all their scans, under Poisson sampling of patients.
     """
-    from medgan.privacy.preflight import assess_plan
+    from medgan.privacy.preflight import MAX_STEPS, MAX_TARGET_EPSILON, assess_plan
 
     if (noise_multiplier is None) == (target_epsilon is None):
         raise PrivacyError("Give exactly one of --noise-multiplier and --target-epsilon.")
@@ -121,7 +121,20 @@ def privacy(
     if noise_multiplier is not None and not (math.isfinite(noise_multiplier) and noise_multiplier >= 0):
         raise PrivacyError(f"--noise-multiplier {noise_multiplier:g} is invalid; it must be a number >= 0.")
 
+    if target_epsilon is not None and not (math.isfinite(target_epsilon) and 0 < target_epsilon <= MAX_TARGET_EPSILON):
+        raise PrivacyError(
+            f"--target-epsilon {target_epsilon:g} is invalid; it must be a number > 0 and at most "
+            f"{MAX_TARGET_EPSILON:g} (above that the guarantee protects nothing)."
+        )
+    if n_patients < 2:
+        raise PrivacyError(f"--n {n_patients} is invalid; differential privacy needs at least 2 patients.")
+
     steps = planned_steps(n_patients, batch_size, epochs)
+    if steps > MAX_STEPS:
+        raise PrivacyError(
+            f"--epochs {epochs:g} with --n {n_patients} and --batch-size {batch_size} gives {steps:,} steps, "
+            f"above the maximum of {MAX_STEPS:,} a privacy plan may have. Plan fewer epochs."
+        )
     plan = assess_plan(
         n_patients=n_patients,
         batch_size=batch_size,

@@ -8,7 +8,9 @@ report states what the run did rather than what it was asked to do.
 The PRV accountant (Gopi et al., 2021) gives the tighter bound and is the default. Its
 numerical composition fails for some inputs: it raises ``RuntimeError`` ("Discrete mean
 differs significantly from continuous mean", "Cannot compute epsilon"), ``ValueError``
-for very small deltas, or returns ``inf`` where a finite bound exists. In those cases the
+for very small deltas, ``MemoryError`` when its grid outgrows memory (extreme step counts
+or tiny noise; grids above :data:`PRV_MAX_GRID_POINTS` are not attempted), or returns
+``inf`` where a finite bound exists. In those cases the
 RDP bound (Mironov et al., 2019, with the conversion of Balle et al., 2020) is used and
 the result's note states it.
 """
@@ -20,7 +22,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from medgan.errors import PrivacyError
 
@@ -33,6 +35,7 @@ __all__ = [
     "noise_for_target",
     "validate_history",
     "total_steps",
+    "PRV_MAX_GRID_POINTS",
 ]
 
 logger = logging.getLogger(__name__)
@@ -50,6 +53,17 @@ RDP_ORDERS: tuple[float, ...] = tuple(
 # PRV and RDP bound the same mechanism. In the tests' golden settings PRV is 6-14 % below
 # RDP, so a PRV value under half the RDP value is more likely a numerical failure.
 _PRV_RDP_MIN_RATIO = 0.5
+
+# Opacus' defaults for PRV's accuracy: epsilon error 0.01, delta error delta / 1000.
+_PRV_EPS_ERROR = 0.01
+_PRV_DELTA_ERROR = 1e-3
+
+# PRV discretises the privacy loss on a grid whose size grows with the step count and as
+# the noise shrinks; for extreme plans (10^5 steps at noise 1, or noise near 0) it asks
+# numpy for tens of GiB to PiB. A plan of 10^5 steps at sample rate 0.01 needs 7.5e6 points
+# and about 1.6 GB, so beyond 2e7 points (about 4 GiB) PRV is skipped and RDP reported.
+PRV_MAX_GRID_POINTS = 20_000_000
+_PRV_BYTES_PER_POINT = 200
 
 
 class TargetUnreachableError(PrivacyError):
@@ -168,7 +182,13 @@ def _prv_epsilon(history: History, delta: float) -> float:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            epsilon = float(accountant.get_epsilon(delta))
+            points = _prv_grid_points(accountant, delta)
+            if points > PRV_MAX_GRID_POINTS:
+                raise _PRVFailure(
+                    f"its grid would need {points:.3g} points, about {points * _PRV_BYTES_PER_POINT / 2**30:.3g} GiB, "
+                    f"above the limit of {PRV_MAX_GRID_POINTS:.3g} points"
+                )
+            epsilon = float(accountant.get_epsilon(delta, eps_error=_PRV_EPS_ERROR, delta_error=delta * _PRV_DELTA_ERROR))
     except (RuntimeError, ValueError, FloatingPointError, OverflowError, ZeroDivisionError, MemoryError) as error:
         # MemoryError: for extreme inputs (tiny noise or millions of steps) PRV sizes its
         # discretisation grid from the composed distribution's tails and asks numpy for
@@ -177,6 +197,22 @@ def _prv_epsilon(history: History, delta: float) -> float:
     if not math.isfinite(epsilon) or epsilon < 0:
         raise _PRVFailure(f"it returned epsilon {epsilon}")
     return epsilon
+
+
+def _prv_grid_points(accountant: Any, delta: float) -> int:
+    """Return the size of the grid PRV would discretise on, computed before any large allocation.
+
+    Opacus sizes the grid from the composed distribution's tails and the step count; it
+    uses an internal method for that, so any failure here counts as a PRV failure.
+    """
+    from opacus.accountants.analysis.prv import PoissonSubsampledGaussianPRV
+
+    prvs = [PoissonSubsampledGaussianPRV(sample_rate, sigma) for sigma, sample_rate, _ in accountant.history]
+    compositions = [steps for _, _, steps in accountant.history]
+    domain = accountant._get_domain(
+        prvs=prvs, num_self_compositions=compositions, eps_error=_PRV_EPS_ERROR, delta_error=delta * _PRV_DELTA_ERROR
+    )
+    return int(domain.size)
 
 
 class _PRVFailure(Exception):

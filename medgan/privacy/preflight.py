@@ -44,6 +44,8 @@ __all__ = [
     "NOISE_TO_SIGNAL_SLOW",
     "NOISE_TO_SIGNAL_HOPELESS",
     "MAX_NOISE_TO_SIGNAL",
+    "MAX_STEPS",
+    "MAX_TARGET_EPSILON",
     "NOT_PRIVATE_WARNING",
 ]
 
@@ -52,6 +54,13 @@ logger = logging.getLogger(__name__)
 NOISE_TO_SIGNAL_SLOW = 0.01
 NOISE_TO_SIGNAL_HOPELESS = 0.1
 MAX_NOISE_TO_SIGNAL = 1.0
+
+# Plans beyond these limits describe no real training, and the accountants' numerics
+# (PRV's grid, RDP's search for a near-zero noise multiplier) are not meant for them.
+# Ten million steps is centuries of 3D GAN training; an epsilon of 100 bounds an
+# attacker's odds only by e^100 (about 10^43), which is no guarantee at all.
+MAX_STEPS = 10_000_000
+MAX_TARGET_EPSILON = 100.0
 
 # Below this many patients the expected batch is small (at most a few dozen patients at
 # useful sample rates), so the noise needed for a single-digit epsilon dwarfs the signal.
@@ -144,6 +153,11 @@ def _check_sizes(n_patients: int, batch_size: int, steps: int) -> None:
         raise PrivacyError(f"Batch size {batch_size} is invalid; it must be >= 1.")
     if steps < 1:
         raise PrivacyError(f"Step count {steps} is invalid; training needs at least 1 step.")
+    if steps > MAX_STEPS:
+        raise PrivacyError(
+            f"Step count {steps:,} is above the maximum of {MAX_STEPS:,} steps a privacy plan may have; "
+            "no training runs that long, and the accountants are not validated there. Plan fewer steps (epochs)."
+        )
 
 
 def _check_delta(delta: float, n_patients: int) -> None:
@@ -201,8 +215,9 @@ def assess_plan(
     must be given.
 
     Raises:
-        PrivacyError: Sizes, delta or sample rate are invalid, both or neither of the
-            noise multiplier and the target are given, or the target cannot be reached
+        PrivacyError: Sizes, delta or sample rate are invalid, steps exceed :data:`MAX_STEPS`,
+            both or neither of the noise multiplier and the target are given, the target
+            is above :data:`MAX_TARGET_EPSILON`, or the target cannot be reached
             with a noise-to-signal ratio below :data:`MAX_NOISE_TO_SIGNAL`.
     """
     _check_sizes(n_patients, batch_size, steps)
@@ -224,6 +239,12 @@ def assess_plan(
             "(set target_epsilon: null to train with a fixed noise_multiplier)."
         )
 
+    if target_epsilon is not None and not (math.isfinite(target_epsilon) and 0 < target_epsilon <= MAX_TARGET_EPSILON):
+        raise PrivacyError(
+            f"Target epsilon {target_epsilon:g} is invalid; it must be a number > 0 and at most {MAX_TARGET_EPSILON:g}. "
+            f"Above {MAX_TARGET_EPSILON:g} the guarantee bounds an attacker's odds only by e^{MAX_TARGET_EPSILON:g} "
+            "(about 10^43), which protects nothing; for a comparison without privacy set privacy.enabled: false."
+        )
     if target_epsilon is not None:
         max_noise = MAX_NOISE_TO_SIGNAL * batch_size
         try:

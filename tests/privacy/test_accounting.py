@@ -219,3 +219,44 @@ def test_noise_for_target_unreachable():
 def test_noise_for_target_invalid(arguments, pattern):
     with pytest.raises(PrivacyError, match=pattern):
         noise_for_target(*arguments, accountant="rdp")
+
+
+# Plans whose PRV grid outgrows memory: numpy refuses the allocation with
+# _ArrayMemoryError (a MemoryError) before these limits were checked.
+PRV_GRID_TOO_LARGE = {
+    "ten-million-steps": ([(1.0, 0.1, 10_000_000)], 1e-5),
+    "near-zero-noise": ([(7.4e-5, 0.1, 10)], 1e-5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PRV_GRID_TOO_LARGE))
+def test_prv_grid_too_large_is_real(name):
+    history, delta = PRV_GRID_TOO_LARGE[name]
+    accountant = PRVAccountant()
+    accountant.history = list(history)
+    with pytest.raises(MemoryError):
+        accountant.get_epsilon(delta)
+
+
+@pytest.mark.parametrize("name", sorted(PRV_GRID_TOO_LARGE))
+def test_prv_grid_too_large_falls_back_to_rdp(name):
+    history, delta = PRV_GRID_TOO_LARGE[name]
+    result = compute_epsilon(history, delta)
+    assert (result.accountant, result.epsilon_prv, result.epsilon) == ("rdp", None, result.epsilon_rdp)
+
+
+def test_prv_grid_too_large_noted():
+    result = compute_epsilon(*PRV_GRID_TOO_LARGE["ten-million-steps"])
+    assert "Fell back to the RDP accountant" in result.note
+
+
+def test_prv_grid_too_large_within_rdp_oracle():
+    history, delta = PRV_GRID_TOO_LARGE["ten-million-steps"]
+    assert compute_epsilon(history, delta).epsilon <= rdp_epsilon(history, delta, INTEGER_ORDERS) + 1e-9
+
+
+def test_prv_grid_limit_checked_before_allocation():
+    # The grid size is checked first, so a machine with enough memory to start the
+    # allocation does not spend minutes and tens of GiB on it either.
+    result = compute_epsilon(*PRV_GRID_TOO_LARGE["ten-million-steps"])
+    assert "its grid would need" in result.note

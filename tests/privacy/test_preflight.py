@@ -11,6 +11,8 @@ from medgan.privacy.accounting import compute_epsilon
 from medgan.privacy.config import PrivacyConfig
 from medgan.privacy.preflight import (
     MAX_NOISE_TO_SIGNAL,
+    MAX_STEPS,
+    MAX_TARGET_EPSILON,
     NOT_PRIVATE_WARNING,
     assess_plan,
     default_delta,
@@ -152,3 +154,14 @@ def test_disabled_plan_not_private():
     assert not plan.private
     assert plan.epsilon.epsilon == math.inf
     assert plan.warnings == [NOT_PRIVATE_WARNING]
+
+
+def test_steps_above_maximum_rejected():
+    with pytest.raises(PrivacyError, match="above the maximum of 10,000,000 steps"):
+        assess_plan(n_patients=100, batch_size=10, steps=MAX_STEPS + 1, noise_multiplier=1.0)
+
+
+@pytest.mark.parametrize("target", [MAX_TARGET_EPSILON * 1.01, 1e9, math.inf, math.nan], ids=["just-above", "1e9", "inf", "nan"])
+def test_target_above_maximum_rejected(target):
+    with pytest.raises(PrivacyError, match="at most 100"):
+        assess_plan(n_patients=100, batch_size=10, steps=10, target_epsilon=target)

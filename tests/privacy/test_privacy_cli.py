@@ -82,3 +82,23 @@ def test_batch_not_below_n_error():
     result = invoke("--n", "20", "--batch-size", "20", "--epochs", "1", "--noise-multiplier", "1")
     assert result.exit_code == 2
     assert "sample rate 1 >= 1" in result.output
+
+
+
+ABSURD_PLANS = {
+    "target-1e9": (("--epochs", "1", "--target-epsilon", "1e9"), "--target-epsilon 1e+09 is invalid"),
+    "epochs-1e9": (("--epochs", "1e9", "--noise-multiplier", "1"), "10,000,000,000 steps, above the maximum"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ABSURD_PLANS))
+def test_absurd_plan_exit_code(name):
+    # Exit 2 is medgan's readable error; a traceback (the accountant's MemoryError) exits 1.
+    result = invoke("--n", "100", "--batch-size", "10", *ABSURD_PLANS[name][0])
+    assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("name", sorted(ABSURD_PLANS))
+def test_absurd_plan_message(name):
+    arguments, message = ABSURD_PLANS[name]
+    assert message in invoke("--n", "100", "--batch-size", "10", *arguments).output
