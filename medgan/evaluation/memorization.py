@@ -6,6 +6,8 @@ grid, or smoothed. The search runs in three stages so it stays fast for thousand
 volumes:
 
 1. **Coarse retrieval.** Every volume becomes two small vectors on ``retrieval_grid``.
+   Both come from the downsampled volume smoothed by ``retrieval_smoothing_fraction``
+   of the grid, so a blurred copy still ranks near its source.
    One is the zero-mean, unit-norm downsampled volume, compared with and without a
    left-right flip of the reference. The other is the magnitude of its Fourier
    transform, which does not change under circular shifts or flips. One matrix
@@ -54,7 +56,8 @@ logger = logging.getLogger(__name__)
 class SearchSettings:
     """Parameters of the search (see ``EvaluationConfig`` for the first six).
 
-    ``blur_fractions`` are the extra Gaussian sigmas of stage three as shares of the
+    ``retrieval_smoothing_fraction`` is the Gaussian sigma applied before stage one,
+    as a share of the retrieval grid (2 voxels at 16). ``blur_fractions`` are the extra Gaussian sigmas of stage three as shares of the
     align grid, like ``smoothing_fraction``, so they mean the same millimetres at every
     grid. An empty tuple turns stage three off. ``blur_candidates`` (at least 2, since
     one runner-up is needed) distinct candidates per query are blurred.
@@ -68,6 +71,7 @@ class SearchSettings:
     max_shift_fraction: float = 0.15
     smoothing_fraction: float = 1.0 / 16.0
     chunk_size: int = 64
+    retrieval_smoothing_fraction: float = 1.0 / 8.0
     blur_fractions: tuple[float, ...] = (1.0 / 32.0, 1.0 / 16.0, 3.0 / 32.0, 1.0 / 8.0)
     blur_candidates: int = 2
     blur_specificity: float = 0.5
@@ -170,11 +174,22 @@ def _standardise(flat):
     return centred / centred.norm(dim=1, keepdim=True).clamp_min(1e-8)
 
 
-def _retrieval_vectors(batch, grid: int):
-    """Return spatial and flipped-spatial ``(B, g^3)`` vectors and Fourier-magnitude vectors."""
+def _retrieval_vectors(batch, grid: int, smoothing_fraction: float = 0.0):
+    """Return spatial and flipped-spatial ``(B, g^3)`` vectors and Fourier-magnitude vectors.
+
+    Both kinds are computed after a Gaussian of ``smoothing_fraction`` of the grid.
+    Blurring a scan scales its high frequencies down, and the log-magnitude spectrum
+    magnifies exactly those, so without smoothing a copy that is both blurred and
+    shifted ranked below dozens of other patients in a homogeneous cohort.
+    """
     import torch
 
     small = _resize(batch, grid)
+    if smoothing_fraction > 0:
+        size = small.shape[-1]
+        dims = (-3, -2, -1)
+        transfer = _gaussian_transfer(size, smoothing_fraction * size)
+        small = torch.fft.irfftn(torch.fft.rfftn(small, dim=dims) * transfer, s=(size,) * 3, dim=dims)
     spatial = _standardise(small.reshape(small.shape[0], -1))  # (B, g^3)
     flipped = _standardise(small.flip(-3).reshape(small.shape[0], -1))
     centred = small - small.mean(dim=(-3, -2, -1), keepdim=True)
@@ -327,7 +342,7 @@ def nearest_references(
         ref_spatial, ref_flipped, ref_spectrum, ref_fourier, ref_norms = [], [], [], [], []
         for start in range(0, len(reference_tensor), settings.chunk_size):
             chunk = reference_tensor[start : start + settings.chunk_size]
-            spatial, flipped, spectrum = _retrieval_vectors(chunk, settings.retrieval_grid)
+            spatial, flipped, spectrum = _retrieval_vectors(chunk, settings.retrieval_grid, settings.retrieval_smoothing_fraction)
             ref_spatial.append(spatial)
             ref_flipped.append(flipped)
             ref_spectrum.append(spectrum)
@@ -355,7 +370,7 @@ def nearest_references(
             chunk = query_tensor[start : start + settings.chunk_size]
             size = len(chunk)
             rows = torch.arange(size)
-            spatial, _, spectrum = _retrieval_vectors(chunk, settings.retrieval_grid)
+            spatial, _, spectrum = _retrieval_vectors(chunk, settings.retrieval_grid, settings.retrieval_smoothing_fraction)
             coarse_spatial = torch.maximum(spatial @ ref_spatial_all.T, spatial @ ref_flipped_all.T)  # (c, R)
             coarse_spectrum = spectrum @ ref_spectrum_all.T
             candidates = torch.cat([coarse_spatial.topk(k, dim=1).indices, coarse_spectrum.topk(k, dim=1).indices], dim=1)  # (c, 2k)

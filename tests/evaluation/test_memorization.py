@@ -189,7 +189,9 @@ def test_data_copying_identical_train_features_finite():
 # Blurred training scans in the homogeneous simulated cohort, prepared the way
 # evaluate_sets receives them: (1, G, G, G) arrays in [-1, 1] from the real
 # preprocessing. At 16^3 with 120 training patients the search without matched blur
-# flagged 3 of 20 sigma-1 copies; at 32^3 it missed every sigma-2 copy.
+# flagged 3 of 20 sigma-1 copies; at 32^3 it missed every sigma-2 copy. Without
+# smoothing before retrieval, a copy blurred and shifted by one voxel at 16^3 was
+# often not even among the candidates.
 BLURRED_COHORTS = {16: {"patients": 150, "sigmas": (1.0,)}, 32: {"patients": 60, "sigmas": (1.0, 2.0)}}
 AVERAGE_SIGMAS = (1.0, 2.0)
 
@@ -232,6 +234,9 @@ def blurred_cohort(request, tmp_path_factory):
         copies, _ = blurred_copies(stacked, labels, 5, sigma_voxels=sigma, rng=np.random.default_rng(8))
         parts.append(copies)
         kinds += [f"blur{sigma:g}"] * len(copies)
+    shifted = np.stack([ndimage.shift(copy[0], (1, -1, 0), order=0, cval=-1.0)[None] for copy in parts[0]])
+    parts.append(shifted)
+    kinds += ["blur1-shifted"] * len(shifted)
     parts.append(np.stack([scan.array for scan in unseen]))
     kinds += ["unseen"] * len(unseen)
     synthetic = as_scans(np.concatenate(parts).astype(np.float32), "synthetic")
@@ -255,6 +260,13 @@ def test_cohort_blur1_copies_flagged(blurred_cohort):
 def test_cohort_every_blur_flagged(blurred_cohort):
     flags, options, _ = blurred_cohort
     assert [all(flags[f"blur{sigma:g}"]) for sigma in options["sigmas"]] == [True] * len(options["sigmas"])
+
+
+@pytest.mark.slow
+def test_cohort_blurred_shifted_flagged(blurred_cohort):
+    """Blur and shift together: retrieval must still propose the source scan."""
+    flags, _, _ = blurred_cohort
+    assert all(flags["blur1-shifted"])
 
 
 @pytest.mark.slow
