@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from medgan.errors import ConfigError
+
+if TYPE_CHECKING:
+    from medgan.runs import RunLayout
 
 __all__ = ["train"]
 
@@ -22,6 +25,27 @@ def _join_process_group() -> None:
 
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
+def _reject_finished_run(out: Path, layout: RunLayout) -> None:
+    """Reject resuming a run whose training finished, before anything in it is rewritten.
+
+    The generator is saved only when training ends, so its weights file marks a finished
+    run.  Resuming one would save the generator again and rewrite config.yaml and
+    report.json without the evaluation sections, so a later export card would name a
+    generator that was never evaluated.
+
+    Raises:
+        ConfigError: ``layout`` contains a saved generator.
+    """
+    from medgan.training.checkpoint import load_checkpoint
+
+    if not (layout.generator / "generator.safetensors").is_file():
+        return
+    state = load_checkpoint(layout.checkpoints)
+    step = state.get("step") if isinstance(state, dict) else None
+    where = f" at step {step}" if step is not None else ""
+    raise ConfigError(f"run {out} already finished training{where}; nothing to resume. Start a new run folder.")
 
 
 @click.command(name="train")
@@ -66,6 +90,7 @@ def train(pipeline: Path | None, out: Path, overrides: tuple[str, ...], resume: 
                     f"--resume: {pipeline} differs from the configuration {out} was started with; "
                     "omit PIPELINE to continue with the recorded one"
                 )
+        _reject_finished_run(out, layout)
     else:
         if pipeline is None:
             raise ConfigError("give a PIPELINE file, or --resume with --out pointing at a started run")

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 
+import nibabel as nib
+import numpy as np
+import pytest
 import torch
+import yaml
 from click.testing import CliRunner
 
 from medgan.cli.main import cli
 from medgan.data.config import PreprocessConfig
 from medgan.models import build_generator
+from medgan.runs import RunLayout
 from medgan.training.bundle import save_generator
-from tests.training.conftest import TINY_MODEL
+from .conftest import TINY_MODEL
 
 
 def _bundle(tmp_path, private=True):
@@ -77,3 +82,63 @@ def test_train_existing_checkpoint_rejected(tmp_path):
     result = CliRunner().invoke(cli, ["train", str(tmp_path / "p.yaml"), "--out", str(tmp_path / "run")])
     assert result.exit_code == 2
     assert "--resume" in result.output
+
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A run folder that ``medgan train`` finished, with an evaluation section added to its report."""
+    root = tmp_path_factory.mktemp("finished")
+    rng = np.random.default_rng(0)
+    lines = ["path,patient_id,modality,split,scan_type"]
+    for index in range(3):
+        volume = rng.uniform(0, 100, size=(16, 16, 16)).astype(np.float32)
+        nib.save(nib.Nifti1Image(volume, np.diag([2.0, 2.0, 2.0, 1.0])), str(root / f"scan{index}.nii.gz"))
+        lines.append(f"scan{index}.nii.gz,p{index},MR,train,{'ab'[index % 2]}")
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    raw = {
+        "data": {"manifest": str(root / "manifest.csv")},
+        "preprocess": {"grid": 16},
+        "model": TINY_MODEL.model_dump(),
+        "privacy": {"enabled": False, "ledger_dir": str(root / "ledger")},
+        "train": {"steps": 2, "batch_size": 1, "generator_batch_size": 2, "seed": 0, "checkpoint_every": 1, "sample_every": 2},
+    }
+    (root / "pipeline.yaml").write_text(yaml.safe_dump(raw))
+    run = root / "run"
+    result = CliRunner().invoke(cli, ["train", str(root / "pipeline.yaml"), "--out", str(run), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    layout = RunLayout(run)
+    report = json.loads(layout.report_json.read_text())
+    layout.report_json.write_text(json.dumps({**report, "fidelity": {"fid": 1.0}}))
+    return layout
+
+
+def _resume(layout):
+    return CliRunner().invoke(cli, ["train", "--out", str(layout.root), "--resume", "--no-progress"])
+
+
+def test_train_resume_finished_run_rejected(finished_run):
+    assert _resume(finished_run).exit_code == 2
+
+
+def test_train_resume_finished_run_message(finished_run):
+    expected = f"run {finished_run.root} already finished training at step 2; nothing to resume"
+    assert expected in _resume(finished_run).output
+
+
+def test_train_resume_finished_run_report_kept(finished_run):
+    before = finished_run.report_json.read_bytes()
+    _resume(finished_run)
+    assert finished_run.report_json.read_bytes() == before
+
+
+def test_train_resume_finished_run_generator_kept(finished_run):
+    before = (finished_run.generator / "generator.safetensors").stat().st_mtime_ns
+    _resume(finished_run)
+    assert (finished_run.generator / "generator.safetensors").stat().st_mtime_ns == before
+
+
+def test_train_resume_finished_run_config_kept(finished_run):
+    before = finished_run.config.stat().st_mtime_ns
+    _resume(finished_run)
+    assert finished_run.config.stat().st_mtime_ns == before
