@@ -18,7 +18,7 @@ import torch
 
 from medgan.fileio import atomic_path
 
-__all__ = ["TrainingMonitor", "slice_grid", "save_slice_png"]
+__all__ = ["TrainingMonitor", "progress_postfix", "slice_grid", "save_slice_png"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,31 @@ def save_slice_png(image: np.ndarray, path: Path, scale: int = 4) -> None:
         plt.imsave(temporary, enlarged, cmap="gray", vmin=0.0, vmax=1.0, format="png")
 
 
+def _json_value(value: Any) -> Any:
+    """Return ``value``, or None where it is a non-finite float that strict JSON cannot hold."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def progress_postfix(values: dict[str, Any]) -> dict[str, str]:
+    """Return the progress bar's loss fields for one step.
+
+    An empty Poisson batch has no real scans, so there is no discriminator loss; the bar
+    shows ``d=empty`` in place of ``d=nan``.
+    """
+    fields: dict[str, str] = {}
+    for key, name in (("d", "d_loss"), ("g", "g_loss")):
+        value = values.get(name)
+        if key == "d" and values.get("batch") == 0:
+            fields[key] = "empty"
+        elif isinstance(value, (int, float)) and math.isfinite(value):
+            fields[key] = f"{value:.3f}"
+        else:
+            fields[key] = "n/a"
+    return fields
+
+
 class TrainingMonitor:
     """Writes the private training log and TensorBoard, and warns when training fails.
 
@@ -73,9 +98,15 @@ class TrainingMonitor:
         self.warnings: list[str] = []
 
     def record(self, step: int, values: dict[str, Any]) -> None:
-        """Append one step's values to the log and TensorBoard, then run the checks."""
+        """Append one step's values to the log and TensorBoard, then run the checks.
+
+        JSON has no NaN or infinity, and the report and dashboard readers parse the log
+        strictly, so a non-finite value (the real-scan losses of an empty Poisson batch)
+        is written as null.
+        """
+        row = {"step": step, **{name: _json_value(value) for name, value in values.items()}}
         with open(self.log_path, "a", encoding="utf-8") as stream:
-            stream.write(json.dumps({"step": step, **values}) + "\n")
+            stream.write(json.dumps(row, allow_nan=False) + "\n")
         if self.writer is not None:
             for name, value in values.items():
                 if isinstance(value, (int, float)) and math.isfinite(value):

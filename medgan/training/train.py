@@ -31,7 +31,7 @@ from medgan.errors import ConfigError, PrivacyError
 from medgan.fileio import sha256_file, write_text_atomic
 from medgan.runs import RunLayout
 from medgan.training.checkpoint import load_checkpoint, save_checkpoint
-from medgan.training.feedback import TrainingMonitor, slice_grid
+from medgan.training.feedback import TrainingMonitor, progress_postfix, slice_grid
 from medgan.training.losses import check_loss
 
 __all__ = ["TrainResult", "train_gan", "NOT_PRIVATE"]
@@ -332,7 +332,7 @@ def train_gan(
             values.update(trainer.generator_step(train.generator_batch_size))
             bar.update(1)
             if main:
-                bar.set_postfix(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}", refresh=False)
+                bar.set_postfix(progress_postfix(values), refresh=False)
                 _write_step_outputs(step, values, trainer, monitor, layout, train, total_steps, preview_z, preview_labels)
                 if dp and monitor.writer is not None and step % train.sample_every == 0:
                     monitor.writer.add_scalar("privacy/epsilon_spent_rdp_bound", _quick_epsilon(counted, plan), step)

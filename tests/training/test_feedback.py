@@ -9,7 +9,7 @@ import torch
 
 from medgan.errors import ConfigError
 from medgan.training.dp_gan import LabelPrior
-from medgan.training.feedback import TrainingMonitor, slice_grid
+from medgan.training.feedback import TrainingMonitor, progress_postfix, slice_grid
 
 
 def _monitor(tmp_path):
@@ -78,3 +78,36 @@ def test_label_prior_zero_weights_rejected():
 
 def test_label_prior_empty_sample_shape():
     assert LabelPrior([torch.ones(2), torch.ones(3)]).sample(0, torch.Generator()).shape == (0, 2)
+
+
+def _strict_json(line: str):
+    """Parse one line as strict JSON: NaN and Infinity, which Python's json accepts, are errors."""
+
+    def reject(constant: str):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(line, parse_constant=reject)
+
+
+EMPTY_BATCH = {"batch": 0, "d_loss": float("nan"), "d_real": float("nan"), "d_fake": float("nan"), "g_loss": 0.7, "g_spread": 0.2}
+
+
+def test_monitor_empty_batch_strict_json(tmp_path):
+    monitor = TrainingMonitor(tmp_path / "log.jsonl", None)
+    monitor.record(1, EMPTY_BATCH)
+    row = _strict_json((tmp_path / "log.jsonl").read_text().splitlines()[0])
+    assert row == {"step": 1, "batch": 0, "d_loss": None, "d_real": None, "d_fake": None, "g_loss": 0.7, "g_spread": 0.2}
+
+
+def test_monitor_infinite_loss_null(tmp_path):
+    monitor = TrainingMonitor(tmp_path / "log.jsonl", None)
+    monitor.record(1, {"batch": 2, "d_loss": float("inf"), "g_loss": 0.5})
+    assert _strict_json((tmp_path / "log.jsonl").read_text())["d_loss"] is None
+
+
+def test_progress_postfix_empty_batch():
+    assert progress_postfix(EMPTY_BATCH) == {"d": "empty", "g": "0.700"}
+
+
+def test_progress_postfix_full_batch():
+    assert progress_postfix({"batch": 2, "d_loss": 1.23456, "g_loss": 0.5}) == {"d": "1.235", "g": "0.500"}

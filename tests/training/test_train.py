@@ -19,7 +19,7 @@ from medgan.privacy.accounting import compute_epsilon
 from medgan.privacy.wal import StepLedger
 from medgan.runs import RunLayout
 from medgan.training import train_gan
-from tests.training.conftest import TINY_MODEL, make_cohort
+from .conftest import TINY_MODEL, make_cohort
 
 pytestmark = pytest.mark.slow
 
@@ -131,6 +131,20 @@ def test_train_accountant_steps_match_optimizer(long_run):
 def test_train_seed_yields_empty_batches(long_run):
     # Guards the test above: without an empty batch it would not cover the empty case.
     assert any(row["batch"] == 0 for row in _log(long_run[1]))
+
+
+def test_train_log_strict_json(long_run):
+    # Python's json reads NaN, but the log must be JSON that every reader accepts.
+    def reject(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    lines = long_run[1].train_log.read_text().splitlines()
+    assert [json.loads(line, parse_constant=reject)["step"] for line in lines] == list(range(1, 25))
+
+
+def test_train_empty_batch_losses_null(long_run):
+    empty = [row for row in _log(long_run[1]) if row["batch"] == 0]
+    assert [(row["d_loss"], row["d_real"], row["d_fake"]) for row in empty] == [(None, None, None)] * len(empty)
 
 
 def test_train_empty_batches_generator_losses_finite(long_run):
