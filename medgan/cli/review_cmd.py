@@ -70,11 +70,21 @@ def audit() -> None:
 @audit.command("verify")
 @click.argument("run", type=click.Path(path_type=Path, exists=True, file_okay=False))
 def verify(run: Path) -> None:
-    """Verify the hash chain, triggers and row counter of RUN/review/audit.sqlite."""
+    """Verify the hash chain, triggers and row counter of RUN/review/audit.sqlite.
+
+    A run without decisions has no audit log yet, which is the normal state of a fresh
+    run, so that case passes.  A missing log fails when the run shows that decisions were
+    made (a release folder, or SQLite's side files left behind), because then the log was
+    removed.
+    """
     from medgan.review.approvals import audit_log_path
     from medgan.review.audit import AuditLog
 
     log = AuditLog(audit_log_path(run))
+    if not log.path.exists():
+        _check_missing_log(run, log.path)
+        click.echo(f"no review decisions recorded yet in {run}; nothing to verify")
+        return
     problems = log.verify()
     if problems:
         for problem in problems:
@@ -82,3 +92,25 @@ def verify(run: Path) -> None:
         raise ReviewError(f"audit log {log.path} failed verification with {len(problems)} problem(s); do not export from this run until it is explained")
     rows = log.rows()
     click.echo(f"OK {log.path}: {len(rows)} rows, chain intact, last hash {log.last_hash()}")
+
+
+def _check_missing_log(run: Path, path: Path) -> None:
+    """Raise unless a missing audit log at ``path`` means that ``run`` has no decisions yet.
+
+    Raises:
+        ReviewError: ``run`` is not a run folder (no report.json), or it has a release
+            or SQLite side files, which exist only after decisions were recorded.
+    """
+    if not (run / "report.json").is_file():
+        raise ReviewError(
+            f"{run} is not a run folder (report.json not found); give the folder that `medgan run` or `medgan train` wrote"
+        )
+    traces = [name for name in (path.name + "-wal", path.name + "-shm") if (path.parent / name).exists()]
+    release = run / "release"
+    if release.is_dir() and any(item.is_file() for item in release.rglob("*")):
+        traces.append("release/")
+    if traces:
+        raise ReviewError(
+            f"audit log {path} not found, but {run} contains {', '.join(traces)}, which exist only after review "
+            "decisions were recorded: the log was removed. Do not export from this run until it is explained"
+        )

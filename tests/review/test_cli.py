@@ -62,12 +62,6 @@ def test_audit_verify_tampered(run_dir: Path) -> None:
     assert "row 1: content does not match its hash" in result.output
 
 
-def test_audit_verify_missing_log(run_dir: Path) -> None:
-    result = CliRunner().invoke(cli, ["audit", "verify", str(run_dir)])
-    assert result.exit_code == 2
-    assert "not found" in result.output
-
-
 def test_dashboard_missing_runs(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["dashboard", "--runs", str(tmp_path / "absent")])
     assert result.exit_code == 2
@@ -116,3 +110,41 @@ def test_dashboard_sigterm_stops_streamlit(runs_dir: Path) -> None:
     assert process.wait(timeout=60) == 0
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+
+
+def test_audit_verify_fresh_run_exit_code(run_dir: Path) -> None:
+    # A run without review decisions has no audit log yet: the normal state, not a failure.
+    result = CliRunner().invoke(cli, ["audit", "verify", str(run_dir)])
+    assert result.exit_code == 0
+
+
+def test_audit_verify_fresh_run_message(run_dir: Path) -> None:
+    result = CliRunner().invoke(cli, ["audit", "verify", str(run_dir)])
+    assert result.output == f"no review decisions recorded yet in {run_dir}; nothing to verify\n"
+
+
+def test_audit_verify_not_a_run_exit_code(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["audit", "verify", str(tmp_path)])
+    assert result.exit_code == 2
+
+
+def test_audit_verify_not_a_run_message(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["audit", "verify", str(tmp_path)])
+    assert "is not a run folder (report.json not found)" in result.output
+
+
+def test_audit_verify_removed_log_with_release(run_dir: Path) -> None:
+    # A release is made only from approved scans, so a run that has one had an audit log.
+    (run_dir / "release" / "nifti").mkdir(parents=True)
+    (run_dir / "release" / "nifti" / "dataset_card.md").write_text("card")
+    result = CliRunner().invoke(cli, ["audit", "verify", str(run_dir)])
+    assert result.exit_code == 2
+
+
+def test_audit_verify_removed_log_side_files(run_dir: Path) -> None:
+    _approve(run_dir, 0)
+    log = audit_log_path(run_dir)
+    (log.parent / (log.name + "-wal")).write_bytes(b"")
+    log.unlink()
+    result = CliRunner().invoke(cli, ["audit", "verify", str(run_dir)])
+    assert "the log was removed" in result.output
