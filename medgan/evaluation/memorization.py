@@ -6,11 +6,11 @@ grid, or smoothed. The search runs in three stages so it stays fast for thousand
 volumes:
 
 1. **Coarse retrieval.** Every volume becomes two small vectors on ``retrieval_grid``.
-   Both come from the downsampled volume smoothed by ``retrieval_smoothing_fraction``
-   of the grid, so a blurred copy still ranks near its source.
    One is the zero-mean, unit-norm downsampled volume, compared with and without a
-   left-right flip of the reference. The other is the magnitude of its Fourier
-   transform, which does not change under circular shifts or flips. One matrix
+   left-right flip of the reference. The other is the magnitude of the Fourier
+   transform of the downsampled volume smoothed by ``retrieval_smoothing_fraction`` of
+   the grid. It does not change under circular shifts or flips, and the smoothing
+   keeps a blurred copy ranked near its source. One matrix
    product per kind ranks the references, and the best ``candidates`` of each kind go
    to stage two.
 2. **Alignment.** Volumes are resized to ``align_grid`` and smoothed with a Gaussian
@@ -56,8 +56,8 @@ logger = logging.getLogger(__name__)
 class SearchSettings:
     """Parameters of the search (see ``EvaluationConfig`` for the first six).
 
-    ``retrieval_smoothing_fraction`` is the Gaussian sigma applied before stage one,
-    as a share of the retrieval grid (2 voxels at 16). ``blur_fractions`` are the extra Gaussian sigmas of stage three as shares of the
+    ``retrieval_smoothing_fraction`` is the Gaussian sigma applied before the
+    retrieval spectrum, as a share of the retrieval grid (2 voxels at 16). ``blur_fractions`` are the extra Gaussian sigmas of stage three as shares of the
     align grid, like ``smoothing_fraction``, so they mean the same millimetres at every
     grid. An empty tuple turns stage three off. ``blur_candidates`` (at least 2, since
     one runner-up is needed) distinct candidates per query are blurred.
@@ -177,21 +177,23 @@ def _standardise(flat):
 def _retrieval_vectors(batch, grid: int, smoothing_fraction: float = 0.0):
     """Return spatial and flipped-spatial ``(B, g^3)`` vectors and Fourier-magnitude vectors.
 
-    Both kinds are computed after a Gaussian of ``smoothing_fraction`` of the grid.
+    The spectrum is taken after a Gaussian of ``smoothing_fraction`` of the grid.
     Blurring a scan scales its high frequencies down, and the log-magnitude spectrum
     magnifies exactly those, so without smoothing a copy that is both blurred and
-    shifted ranked below dozens of other patients in a homogeneous cohort.
+    shifted ranked below dozens of other patients in a homogeneous cohort. The spatial
+    vectors stay sharp: smoothing them too made already smooth volumes (the benchmark's)
+    look alike and lost a shifted, flipped exact copy among 1,000 references.
     """
     import torch
 
     small = _resize(batch, grid)
+    spatial = _standardise(small.reshape(small.shape[0], -1))  # (B, g^3)
+    flipped = _standardise(small.flip(-3).reshape(small.shape[0], -1))
     if smoothing_fraction > 0:
         size = small.shape[-1]
         dims = (-3, -2, -1)
         transfer = _gaussian_transfer(size, smoothing_fraction * size)
         small = torch.fft.irfftn(torch.fft.rfftn(small, dim=dims) * transfer, s=(size,) * 3, dim=dims)
-    spatial = _standardise(small.reshape(small.shape[0], -1))  # (B, g^3)
-    flipped = _standardise(small.flip(-3).reshape(small.shape[0], -1))
     centred = small - small.mean(dim=(-3, -2, -1), keepdim=True)
     magnitude = torch.fft.rfftn(centred, dim=(-3, -2, -1)).abs()
     spectrum = _standardise(torch.log1p(magnitude).reshape(small.shape[0], -1))
