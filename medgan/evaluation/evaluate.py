@@ -219,6 +219,7 @@ def _memorization_section(sets, to_train, to_holdout, holdout_to_train, threshol
             "distance_ratio": finite_or_none(distance / holdout_median) if holdout_median > 0 else None,
             "flipped": bool(to_train.flipped[row]),
             "shift_voxels": [int(v) for v in to_train.shift[row]],
+            "blur_voxels": finite_or_none(float(to_train.blur[row])) if to_train.blur is not None else 0.0,
             "flagged": is_copy,
             "authentic": not is_copy,
         }
@@ -239,7 +240,10 @@ def _memorization_section(sets, to_train, to_holdout, holdout_to_train, threshol
         "per_scan": per_scan,
         "rule": threshold["rule"],
         "threshold": {key: finite_or_none(value) if isinstance(value, float) else value for key, value in threshold.items() if key != "rule"},
-        "similarity": "normalised cross-correlation after Gaussian smoothing, best shift and left-right flip; invariant to a*x+b intensity rescaling",
+        "similarity": (
+            "normalised cross-correlation after Gaussian smoothing, best shift and left-right flip, and the best "
+            "matched extra blur of the training scan where that match is specific; invariant to a*x+b intensity rescaling"
+        ),
         "distance_ratio": {
             "value": finite_or_none(ratio),
             "definition": "median synthetic-to-train distance / median holdout-to-train distance; well below 1 means synthetic scans sit closer to training scans than new patients do",
