@@ -63,8 +63,8 @@ def apply_nonfinite_policy(
         raise InputError(f"{source}: all {array.size} voxels are NaN or Inf; the file contains no image data")
     if policy == "reject":
         raise InputError(
-            f"{source}: {detail}; fix the file, or set data.nonfinite=replace (and data.nonfinite_value) "
-            "to replace them with a fixed value"
+            f"{source}: {detail}; fix the file, or replace them with a fixed value: data.nonfinite: replace "
+            "(and data.nonfinite_value) in a pipeline, --nonfinite replace for inspect and validate"
         )
     array[bad] = value
     message = f"replaced {detail} with {value}"
