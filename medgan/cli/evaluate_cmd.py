@@ -7,7 +7,6 @@ pipeline's evaluate stage.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,16 +22,14 @@ logger = logging.getLogger(__name__)
 
 def _read_synthetic_labels(folder: Path) -> dict[str, dict[str, str]]:
     """Return ``{file name: labels}`` from a medgan ``index.json`` in ``folder``, or {}."""
-    index = folder / "index.json"
-    if not folder.is_dir() or not index.is_file():
+    from medgan.data.discover import read_synthetic_index
+
+    if not folder.is_dir():
         return {}
-    try:
-        entries = json.loads(index.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise InputError(f"{index} is not valid JSON ({error}); fix or remove it") from None
-    if not isinstance(entries, list):
-        raise InputError(f"{index} must be a list of {{file, labels, sha256}} entries")
-    return {str(entry.get("file")): {str(k): str(v) for k, v in (entry.get("labels") or {}).items()} for entry in entries if isinstance(entry, dict)}
+    return {
+        name: {str(key): str(value) for key, value in (entry.get("labels") or {}).items()}
+        for name, entry in read_synthetic_index(folder).items()
+    }
 
 
 def _select_split(cohort: Any, source: Path, split: str) -> Any:

@@ -19,7 +19,7 @@ from medgan.data.pseudonym import Pseudonymizer
 from medgan.data.volume import MODALITIES
 from medgan.errors import ConfigError, InputError
 
-__all__ = ["cohort_from_path", "find_scans", "looks_like_dicom"]
+__all__ = ["cohort_from_path", "find_scans", "looks_like_dicom", "read_synthetic_index"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +53,16 @@ def find_scans(folder: Path) -> list[Path]:
     return scans
 
 
-def _indexed_modalities(folder: Path) -> dict[str, str]:
-    """Return file name -> modality from a medgan synthetic folder's ``index.json``, if any.
+def read_synthetic_index(folder: Path) -> dict[str, dict]:
+    """Return ``{file name: entry}`` from a medgan synthetic folder's ``index.json``, or {}.
 
-    medgan's generator writes each synthetic volume's modality there, so a synthetic
-    folder of mixed CT and MR volumes can be evaluated without a manifest.
+    medgan's generator writes each synthetic volume's labels and modality there, so a
+    synthetic folder of mixed CT and MR volumes can be evaluated without a manifest.
+
+    Raises:
+        InputError: the index exists but is not a JSON list of entries.
     """
-    index_path = folder / "index.json"
+    index_path = Path(folder) / "index.json"
     if not index_path.is_file():
         return {}
     try:
@@ -67,12 +70,8 @@ def _indexed_modalities(folder: Path) -> dict[str, str]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"{index_path} is not a valid medgan index ({error}); remove it or regenerate the folder") from None
     if not isinstance(entries, list):
-        raise InputError(f"{index_path} is not a valid medgan index (expected a list of entries)")
-    return {
-        str(entry["file"]): str(entry["modality"]).upper()
-        for entry in entries
-        if isinstance(entry, dict) and entry.get("file") and str(entry.get("modality", "")).upper() in MODALITIES
-    }
+        raise InputError(f"{index_path} is not a valid medgan index: expected a list of {{file, labels, sha256}} entries")
+    return {str(entry["file"]): entry for entry in entries if isinstance(entry, dict) and entry.get("file")}
 
 
 def cohort_from_path(path: str | Path, pseudonymizer: Pseudonymizer, modality: str | None = None) -> Cohort:
@@ -101,7 +100,11 @@ def cohort_from_path(path: str | Path, pseudonymizer: Pseudonymizer, modality: s
     scans = find_scans(source) if source.is_dir() else [source]
     if not scans:
         raise InputError(f"{source}: no NIfTI file (.nii, .nii.gz) or DICOM series folder found under it")
-    indexed = _indexed_modalities(source) if source.is_dir() else {}
+    indexed = {
+        name: str(entry.get("modality", "")).upper()
+        for name, entry in (read_synthetic_index(source) if source.is_dir() else {}).items()
+        if str(entry.get("modality", "")).upper() in MODALITIES
+    }
     records = []
     listing = hashlib.sha256()
     for row, scan in enumerate(scans, start=1):
