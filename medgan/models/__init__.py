@@ -5,8 +5,7 @@ Names load lazily so that reading a pipeline configuration does not import torch
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medgan._lazy import lazy_getattr
 
 from medgan.models.config import ModelConfig
 
@@ -19,8 +18,4 @@ _LAZY = {
     "build_discriminator": "medgan.models.discriminator",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'medgan.models' has no attribute {name!r}")
+__getattr__ = lazy_getattr("medgan.models", _LAZY)

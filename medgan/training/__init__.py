@@ -6,8 +6,7 @@ command line must not pay for importing torch just to parse a pipeline file.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medgan._lazy import lazy_getattr
 
 __all__ = ["TrainResult", "train_gan", "NOT_PRIVATE", "generate_volumes"]
 
@@ -18,8 +17,4 @@ _LAZY = {
     "generate_volumes": "medgan.training.generate",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'medgan.training' has no attribute {name!r}")
+__getattr__ = lazy_getattr("medgan.training", _LAZY)
