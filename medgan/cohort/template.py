@@ -35,7 +35,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 GRIDS = (16, 32, 64, 128)
-# The skull-stripped brain spans about 145 x 181 x 154 mm, so a 192 mm cube holds it with
+# The skull-stripped brain spans about 145 x 181 x 154 mm, so a 192 mm cube contains it with
 # a margin for the random deformations, and gives round spacings (12, 6, 3, 1.5 mm).
 FIELD_OF_VIEW_MM = 192.0
 # Mean white-matter intensity after normalisation, in arbitrary MR units.

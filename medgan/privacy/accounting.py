@@ -59,8 +59,8 @@ _PRV_EPS_ERROR = 0.01
 _PRV_DELTA_ERROR = 1e-3
 
 # PRV discretises the privacy loss on a grid whose size grows with the step count and as
-# the noise shrinks; for extreme plans (10^5 steps at noise 1, or noise near 0) it asks
-# numpy for tens of GiB to PiB. A plan of 10^5 steps at sample rate 0.01 needs 7.5e6 points
+# the noise shrinks. For extreme plans (10^5 steps at noise 1, or noise near 0) it
+# requests tens of GiB to PiB from numpy. A plan of 10^5 steps at sample rate 0.01 needs 7.5e6 points
 # and about 1.6 GB, so beyond 2e7 points (about 4 GiB) PRV is skipped and RDP reported.
 PRV_MAX_GRID_POINTS = 20_000_000
 _PRV_BYTES_PER_POINT = 200
@@ -191,8 +191,8 @@ def _prv_epsilon(history: History, delta: float) -> float:
             epsilon = float(accountant.get_epsilon(delta, eps_error=_PRV_EPS_ERROR, delta_error=delta * _PRV_DELTA_ERROR))
     except (RuntimeError, ValueError, FloatingPointError, OverflowError, ZeroDivisionError, MemoryError) as error:
         # MemoryError: for extreme inputs (tiny noise or millions of steps) PRV sizes its
-        # discretisation grid from the composed distribution's tails and asks numpy for
-        # terabytes; numpy refuses at once with _ArrayMemoryError, a MemoryError subclass.
+        # discretisation grid from the composed distribution's tails and requests terabytes,
+        # so numpy fails at once with _ArrayMemoryError, a MemoryError subclass.
         raise _PRVFailure(f"{type(error).__name__}: {error}") from error
     if not math.isfinite(epsilon) or epsilon < 0:
         raise _PRVFailure(f"it returned epsilon {epsilon}")

@@ -72,7 +72,7 @@ def cohort_key(manifest_sha256: str, file_hashes: Sequence[str]) -> str:
     """Return the ledger key of a cohort: a SHA-256 over its manifest and its files.
 
     The key changes when the manifest or any scan file changes, and does not depend on
-    the order of ``file_hashes``. It holds no identifier: only hashes of hashes.
+    the order of ``file_hashes``. It contains no identifier, only hashes of hashes.
 
     Args:
         manifest_sha256: Hex SHA-256 of the manifest file's bytes.
